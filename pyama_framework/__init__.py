@@ -1,0 +1,38 @@
+"""pyama-framework: a plugin framework for per-cell traces from time-lapse microscopy.
+
+The data path is a straight line: reader -> store -> stages -> traces.
+``hookspecs`` lists every extension point, ``types`` the registration objects plugins
+return, ``registry`` discovers them, ``config`` validates a run, ``store`` owns the zarr
+layout, ``stages`` hold the per-FOV steps and ``runner`` drives them over FOVs.
+"""
+
+from .hookspecs import hookimpl
+from .readers import ChannelInfo, ImageMetadata, Reader, ReaderError
+from .types import (
+    BackgroundRegistration,
+    CellFrame,
+    FeatureRegistration,
+    NoParams,
+    PluginParams,
+    ReaderRegistration,
+    SegmenterRegistration,
+    TrackerRegistration,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "hookimpl",
+    "BackgroundRegistration",
+    "CellFrame",
+    "ChannelInfo",
+    "FeatureRegistration",
+    "ImageMetadata",
+    "NoParams",
+    "PluginParams",
+    "Reader",
+    "ReaderError",
+    "ReaderRegistration",
+    "SegmenterRegistration",
+    "TrackerRegistration",
+]

@@ -1,0 +1,199 @@
+"""The reader contract and deterministic reader selection.
+
+A reader plugin registers a :class:`~pyama_framework.types.ReaderRegistration` whose
+implementation is a subclass of :class:`Reader`. The framework opens the file once per worker
+and pulls frames one at a time, so copying a file never needs the file's size in memory.
+
+Selection (bioio style): an explicit reader name wins; otherwise the readers claiming the
+most specific matching suffix (``.ome.tif`` before ``.tif``) are candidates, each runs its
+cheap content check, and exactly one must accept. :func:`feasibility_report` gives every
+reader's verdict with its reason (``pyama plugins doctor FILE``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from .errors import PyamaError
+
+if TYPE_CHECKING:
+    from .registry import Registry
+    from .types import ReaderRegistration
+
+
+class ReaderError(PyamaError):
+    """A file cannot be opened or read; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """One channel of a file: its index (what the config refers to) and its name."""
+
+    index: int
+    name: str
+
+
+@dataclass(frozen=True)
+class ImageMetadata:
+    """What a reader knows about a file before any pixel is read.
+
+    Attributes
+    ----------
+    n_fovs, n_frames, n_z : int
+        Number of fields of view (positions/scenes/series), time points and Z planes.
+    channels : tuple of ChannelInfo
+        Channels in index order.
+    height, width : int
+        Frame shape in pixels (the same for every FOV, frame and channel).
+    dtype : str
+        NumPy dtype name of a frame as returned by :meth:`Reader.read_frame`.
+    pixel_size_um : float or None
+        Physical pixel size (micrometres) when the file records it.
+    timestamps_s : tuple of tuple of float, or None
+        ``timestamps_s[fov][t]``: acquisition time of frame ``t`` in seconds from the start
+        of the acquisition, when the file records it.
+    """
+
+    n_fovs: int
+    n_frames: int
+    channels: tuple[ChannelInfo, ...]
+    height: int
+    width: int
+    dtype: str
+    n_z: int = 1
+    pixel_size_um: float | None = None
+    timestamps_s: tuple[tuple[float, ...], ...] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+
+class Reader:
+    """Base class of reader implementations.
+
+    Subclasses implement :meth:`check`, :meth:`__init__` (open the file lazily and fill
+    :attr:`metadata`), :meth:`read_frame` and :meth:`close`. Readers are used as context
+    managers. Errors are raised as :class:`ReaderError` with a one-line message naming the
+    file and the problem.
+
+    Only the reader touches the input file; it never writes anything.
+    """
+
+    #: Version of the library the reader wraps, for ``processing_config.yaml``.
+    library: ClassVar[str] = ""
+
+    metadata: ImageMetadata
+
+    @classmethod
+    def check(cls, path: Path) -> str | None:
+        """Cheap content check (magic bytes, a header). Return ``None`` if this reader can
+        open ``path``, otherwise a short reason why not. Must not load pixel data."""
+        raise NotImplementedError
+
+    def __init__(self, path: Path, **params: Any) -> None:
+        raise NotImplementedError
+
+    def read_frame(self, fov: int, t: int, channel: int, z: int = 0) -> np.ndarray:
+        """Return one (H, W) frame. Indices are validated by the framework beforehand."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release file handles."""
+
+    @classmethod
+    def library_version(cls) -> str:
+        """``"name version"`` of the library this reader wraps (empty if none)."""
+        return cls.library
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _suffix_rank(path: Path, suffixes: tuple[str, ...]) -> int:
+    """Length of the longest of ``suffixes`` that ``path`` ends with (0 = no match)."""
+    name = path.name.lower()
+    return max((len(s) for s in suffixes if name.endswith(s.lower())), default=0)
+
+
+@dataclass(frozen=True)
+class ReaderVerdict:
+    """One reader's answer for one file (a row of ``pyama plugins doctor``)."""
+
+    name: str
+    accepted: bool
+    reason: str
+
+
+def _check(registration: "ReaderRegistration", path: Path) -> str | None:
+    try:
+        reader_cls = registration.load()
+        return reader_cls.check(path)
+    except Exception as exc:  # a broken plugin must not hide the other readers' verdicts
+        return f"check failed: {type(exc).__name__}: {exc}"
+
+
+def _check_path_exists(path: Path) -> None:
+    if not path.exists():
+        raise ReaderError(f"{path}: file not found; check the 'input' path")
+    if path.is_dir():
+        raise ReaderError(f"{path}: is a directory, not an image file; point 'input' at a file")
+    if path.stat().st_size == 0:
+        raise ReaderError(f"{path}: file is empty (0 bytes); re-export or copy it again")
+
+
+def feasibility_report(path: Path, registry: "Registry") -> list[ReaderVerdict]:
+    """Every available reader's verdict on ``path``, suffix candidates first."""
+    path = Path(path)
+    verdicts: list[ReaderVerdict] = []
+    readers = registry.available("reader")
+    ranks = {r.name: _suffix_rank(path, r.suffixes) for r in readers}
+    best = max(ranks.values(), default=0)
+    for reg in sorted(readers, key=lambda r: (-ranks[r.name], r.name)):
+        if ranks[reg.name] == 0:
+            claimed = ", ".join(reg.suffixes) or "none (select it by name)"
+            verdicts.append(ReaderVerdict(reg.name, False, f"suffix not claimed (claims: {claimed})"))
+            continue
+        reason = _check(reg, path)
+        if reason is None and ranks[reg.name] < best:
+            verdicts.append(ReaderVerdict(reg.name, False, "content ok, but a reader with a more specific suffix is preferred"))
+        elif reason is None:
+            verdicts.append(ReaderVerdict(reg.name, True, "suffix and content check pass"))
+        else:
+            verdicts.append(ReaderVerdict(reg.name, False, reason))
+    return verdicts
+
+
+def select_reader(path: Path, registry: "Registry", name: str = "auto") -> "ReaderRegistration":
+    """Choose the reader for ``path``: ``name`` if given, else by suffix then content."""
+    path = Path(path)
+    _check_path_exists(path)
+    if name != "auto":
+        registration = registry.get("reader", name)
+        reason = _check(registration, path)
+        if reason is not None:
+            raise ReaderError(f"{path}: reader '{name}' cannot open it: {reason}")
+        return registration
+    readers = registry.available("reader")
+    ranks = {r.name: _suffix_rank(path, r.suffixes) for r in readers}
+    for rank in sorted({v for v in ranks.values() if v > 0}, reverse=True):
+        candidates = [r for r in readers if ranks[r.name] == rank]
+        accepted = [r for r in candidates if _check(r, path) is None]
+        if len(accepted) == 1:
+            return accepted[0]
+        if len(accepted) > 1:
+            names = ", ".join(sorted(r.name for r in accepted))
+            raise ReaderError(
+                f"{path}: several readers accept this file ({names}); set 'reader:' in the config to one of them"
+            )
+    raise ReaderError(
+        f"{path}: no reader can open this file; run 'pyama plugins doctor {path}' to see why each reader refused"
+    )

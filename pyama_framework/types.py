@@ -1,0 +1,249 @@
+"""Registration objects returned by the hooks in :mod:`pyama_framework.hookspecs`.
+
+Each hook returns an iterable of small, frozen registration objects. A registration names
+an algorithm, describes it in one line, declares its parameters as a pydantic v2 model and
+points at the implementation, either directly or lazily as a ``"module:attr"`` string so that
+discovering plugins never imports numpy-heavy code (napari npe2 style).
+
+The contract each implementation fulfils is documented on the registration class below.
+Implementations are pure functions over arrays: no file or store I/O, no global state, and
+they must not modify their input arrays. The framework owns reading, writing, scheduling and
+persistence.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+
+class PluginParams(BaseModel):
+    """Base class of every plugin's parameter model: unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(PluginParams):
+    """Parameter model of a plugin that takes no parameters."""
+
+
+def load_object(target: Callable | type | str) -> Any:
+    """Return ``target`` itself, or import it when given as ``"package.module:attr"``."""
+    if not isinstance(target, str):
+        return target
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"lazy reference {target!r} must look like 'package.module:attr'")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Fields shared by every registration kind.
+
+    Attributes
+    ----------
+    name : str
+        Unique name users put in the config (``segmentation: {method: <name>}``).
+        Lower case, digits and underscores.
+    summary : str
+        One line shown by ``pyama plugins list``.
+    implementation : callable, class or str
+        The implementation, or a lazy ``"module:attr"`` reference imported on first use.
+    params : type[PluginParams]
+        Parameter model (``extra="forbid"``; defaults, bounds and descriptions on each field).
+    """
+
+    kind: ClassVar[str] = "plugin"
+
+    name: str
+    summary: str
+    implementation: Callable | type | str
+    params: type[PluginParams] = NoParams
+
+    def load(self) -> Any:
+        """Import (if lazy) and return the implementation."""
+        return load_object(self.implementation)
+
+    def validate_params(self, params: dict[str, Any] | None) -> PluginParams:
+        """Validate raw ``params`` from the config into the plugin's model."""
+        return self.params.model_validate(params or {})
+
+
+@dataclass(frozen=True)
+class ReaderRegistration(Registration):
+    """A microscopy file reader.
+
+    ``implementation`` is a subclass of :class:`pyama_framework.readers.Reader` (or a lazy
+    reference to one). ``suffixes`` are the lower-case file suffixes it claims, most specific
+    first (``(".ome.tif", ".ome.tiff")``); a reader with no suffixes is only used when named
+    explicitly in the config. See :class:`pyama_framework.readers.Reader` for the contract.
+    """
+
+    kind: ClassVar[str] = "reader"
+    suffixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SegmenterRegistration(Registration):
+    """A per-frame cell segmenter.
+
+    Contract::
+
+        labels = implementation(image, **params)
+
+    image : (H, W) ndarray, the phase-contrast frame as stored (usually uint16).
+    labels : (H, W) ndarray of an unsigned or signed integer dtype; 0 is background, cells are
+        numbered 1..N within the frame (numbering need not be consistent across frames).
+    Must not read or write files, keep state between calls, or modify ``image``.
+    """
+
+    kind: ClassVar[str] = "segmenter"
+
+
+@dataclass(frozen=True)
+class TrackerRegistration(Registration):
+    """A tracker linking per-frame labels into cell identities.
+
+    Contract::
+
+        for tracked in implementation(label_frames, **params): ...
+
+    label_frames : iterable of (H, W) integer label images from the segmenter, in time
+        order. It is consumed lazily; a tracker must not materialise the whole stack.
+    yields : one (H, W) integer image per input frame, in the same order, where each cell
+        carries an ID that is the same in every frame it appears in (0 = background,
+        IDs >= 1 and < 2**32). These IDs become the ``cell`` column of the traces.
+    Must not read or write files or keep state beyond the generator.
+    """
+
+    kind: ClassVar[str] = "tracker"
+
+
+@dataclass(frozen=True)
+class BackgroundRegistration(Registration):
+    """A fluorescence background estimator.
+
+    Contract::
+
+        background = implementation(image, labels, **params)
+
+    image : (H, W) ndarray, the raw fluorescence frame (usually uint16).
+    labels : (H, W) integer ndarray, the segmentation of the same frame (0 = background).
+    background : (H, W) float32 ndarray, the estimated background intensity at every pixel,
+        in the units of ``image``.
+    Must not read or write files, keep state between calls, or modify its inputs.
+    """
+
+    kind: ClassVar[str] = "background"
+
+
+ChannelKind = Literal["phase", "fluorescence"]
+
+
+@dataclass(frozen=True)
+class CellFrame:
+    """One frame of one channel, with the tracked cells present in it.
+
+    Given to a feature's vectorised ``frame_implementation``.
+
+    Attributes
+    ----------
+    labels : (H, W) integer ndarray
+        Tracked labels of the frame; a cell's pixels carry its ID.
+    image : (H, W) ndarray
+        Raw pixels of the channel the feature is computed on (dtype as stored).
+    background : (H, W) float32 ndarray or None
+        Weighted background ``w * background`` for fluorescence channels when a background
+        was estimated; ``None`` otherwise. Corrected intensity is ``image - background``.
+    cell_ids : (N,) int64 ndarray
+        IDs of the cells in this frame, ascending.
+    bboxes : (N, 4) int64 ndarray
+        Half-open bounding boxes ``[y0, x0, y1, x1)`` of those cells.
+    """
+
+    labels: np.ndarray
+    image: np.ndarray
+    background: np.ndarray | None
+    cell_ids: np.ndarray
+    bboxes: np.ndarray
+
+    def crops(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Return ``(mask, image, background)`` cropped to cell ``index``'s bounding box."""
+        y0, x0, y1, x1 = (int(v) for v in self.bboxes[index])
+        mask = self.labels[y0:y1, x0:x1] == self.cell_ids[index]
+        image = self.image[y0:y1, x0:x1]
+        background = None if self.background is None else self.background[y0:y1, x0:x1]
+        return mask, image, background
+
+
+@dataclass(frozen=True)
+class FeatureRegistration(Registration):
+    """A per-cell feature, one CSV column per configured channel.
+
+    Contract (per cell; simple to write)::
+
+        value = implementation(mask, image, background, **params)
+
+    mask : (h, w) bool ndarray, the cell's pixels inside its bounding box.
+    image : (h, w) ndarray, raw pixels of the channel inside the same box.
+    background : (h, w) float32 ndarray or None, the weighted background ``w * bg`` inside
+        the box for fluorescence channels, ``None`` for phase channels or when no background
+        was estimated.
+    value : float (NaN when undefined for this cell).
+
+    Optional fast path, used instead of the per-cell call when given::
+
+        values = frame_implementation(cell_frame, **params)   # (N,) float64
+
+    where ``cell_frame`` is a :class:`CellFrame`; ``values[i]`` belongs to
+    ``cell_frame.cell_ids[i]`` and must equal what the per-cell implementation returns.
+
+    ``channel_kind`` says which channels the feature applies to (``"phase"`` or
+    ``"fluorescence"``); the CSV column is ``f"{column}_ch_{channel}"`` (``column`` defaults
+    to ``name``).
+    """
+
+    kind: ClassVar[str] = "feature"
+    channel_kind: ChannelKind = "fluorescence"
+    frame_implementation: Callable | str | None = None
+    column: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.column:
+            object.__setattr__(self, "column", self.name)
+
+    def load_frame(self) -> Callable | None:
+        """Import (if lazy) and return the vectorised implementation, or ``None``."""
+        if self.frame_implementation is None:
+            return None
+        return load_object(self.frame_implementation)
+
+
+# Kind name -> (hook name, registration class). Adding an extension point means adding a
+# hook spec in hookspecs.py and one line here; the registry, CLI and config treat kinds
+# generically.
+KINDS: dict[str, tuple[str, type[Registration]]] = {
+    "reader": ("pyama_readers", ReaderRegistration),
+    "segmenter": ("pyama_segmenters", SegmenterRegistration),
+    "tracker": ("pyama_trackers", TrackerRegistration),
+    "background": ("pyama_background_estimators", BackgroundRegistration),
+    "feature": ("pyama_features", FeatureRegistration),
+}
+
+
+@dataclass(frozen=True)
+class ProvidedRegistration:
+    """A registration together with the distribution that provided it."""
+
+    registration: Registration
+    distribution: str
+    version: str
+    plugin: str = field(default="")
