@@ -1,0 +1,615 @@
+"""Synthetic phase-contrast + fluorescence time-lapses with exact ground truth.
+
+A :class:`SyntheticScene` lays out elliptical cells once (deterministically from ``seed``) and
+renders any frame on demand. Each frame comes with the true labels, the true fluorescence
+background and the true background-corrected ``intensity_total`` of every cell, so the
+segmenter, tracker, background estimator and features can be scored against known answers.
+
+What the scene contains, and why:
+
+- Phase contrast: a smooth, vignetted background (~3000 counts) with Poisson-like noise; cells
+  are dark textured bodies with a bright halo ring just outside the mask, i.e. strong local
+  variation against a smooth background, which is what the LOG-STD segmenter relies on.
+- Fluorescence: a smooth, non-flat background (vignette + linear gradient, 300-1500 counts,
+  slowly dimming over time) plus a dome-shaped signal confined to each cell's mask, with
+  brightness spread over a 20x range and a slow exponential trend per cell.
+- Cells are ellipses of varying size and orientation that share a common drift plus a small
+  random walk and slow rotation. They are placed (partly in clusters) so that the masks of any
+  two cells are separated by at least ``min_gap`` background pixels in every frame.
+- Tracking events: cells that enter or leave through the field edge, cells that first appear
+  mid-movie, and one cell that drops out of the images for exactly one frame.
+
+Coordinates are ``(y, x)`` in pixels (row, column). ``cells[i].track_id == i + 1`` and every
+per-cell array in a :class:`SyntheticFrame` is indexed by ``i``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+__all__ = ["SyntheticCell", "SyntheticFrame", "SyntheticScene", "demo_scene", "write_ome_tiff"]
+
+# Independent random streams of one scene: the layout, and per-frame noise.
+_LAYOUT_STREAM = 0
+_NOISE_STREAM = 1
+
+_PHASE_LEVEL = 3000.0  # phase-contrast background counts at the field centre
+_HALO_OFFSET = 1.0  # px outside the mask where the halo ring peaks
+_HALO_SIGMA = 1.0  # px, width of the halo ring
+_HALO_REACH = 6  # px drawn around a cell's box (halo < 0.1 count beyond)
+_JITTER_STEP = 0.25  # px, std of each cell's random-walk step per frame
+_SPIN = 0.03  # rad/frame, maximum rotation speed
+_BRIGHTNESS_RANGE = (40.0, 800.0)  # peak fluorescence above background, counts (20x)
+_CLUSTER_FRACTION = 0.5  # share of ordinary cells placed next to an existing cell
+_ATTEMPTS_PER_CELL = 400
+
+
+@dataclass(frozen=True)
+class SyntheticCell:
+    """Ground truth of one cell track.
+
+    Attributes
+    ----------
+    track_id : int
+        Label value of the cell in :attr:`SyntheticFrame.labels` (``>= 1``).
+    role : str
+        ``"regular"``, ``"enters"`` (starts outside the field and moves in), ``"leaves"``
+        (starts inside and moves out) or ``"appears"`` (first shown at ``first_frame > 0``).
+    first_frame : int
+        First frame in which the cell exists (it is drawn only where it overlaps the field).
+    dropout_frame : int or None
+        The one frame in which the cell is missing from every image and from the labels.
+    centres : tuple of (float, float)
+        Centre ``(y, x)`` in every frame (also defined, but meaningless, before
+        ``first_frame``).
+    angles : tuple of float
+        Orientation of the major axis in every frame, radians from the +x axis towards +y.
+    semi_axes : (float, float)
+        Semi-major and semi-minor axis in pixels.
+    brightness : tuple of float
+        Peak signal above background per fluorescence channel at frame 0 (counts); the signal
+        at frame ``t`` is ``brightness * exp(brightness_rate * t)``, falling to 60 % at the
+        mask edge.
+    brightness_rate : float
+        Exponential trend of the fluorescence per frame.
+    """
+
+    track_id: int
+    role: str
+    first_frame: int
+    dropout_frame: int | None
+    centres: tuple[tuple[float, float], ...]
+    angles: tuple[float, ...]
+    semi_axes: tuple[float, float]
+    brightness: tuple[float, ...]
+    brightness_rate: float
+
+    def exists(self, t: int) -> bool:
+        """Whether the cell is part of the scene in frame ``t`` (it may still be outside the
+        field; see :attr:`SyntheticFrame.visible`)."""
+        return t >= self.first_frame and t != self.dropout_frame
+
+
+@dataclass(frozen=True)
+class SyntheticFrame:
+    """One rendered frame with its ground truth.
+
+    Attributes
+    ----------
+    phase : (H, W) uint16 ndarray
+        Phase-contrast image.
+    fluorescence : tuple of (H, W) uint16 ndarray
+        One image per fluorescence channel: background + cell signal + noise.
+    labels : (H, W) uint16 ndarray
+        True masks; a cell's pixels carry its ``track_id``, 0 is background.
+    background : tuple of (H, W) float32 ndarray
+        True background of each fluorescence channel.
+    visible : (n_cells,) bool ndarray
+        Cells drawn in this frame (exactly the cells present in ``labels``).
+    intensity_total : tuple of (n_cells,) float64 ndarray
+        Per channel, the noise-free sum over the cell's mask of fluorescence minus background
+        (exactly the signal put into the float image before noise and rounding); NaN for cells
+        not in ``labels``.
+    area : (n_cells,) int64 ndarray
+        Mask pixels of each cell in this frame (0 when absent).
+    bboxes : (n_cells, 4) int64 ndarray
+        Half-open mask bounding box ``[y0, x0, y1, x1)`` of each cell (zeros when absent).
+    t : int
+        Frame index.
+    """
+
+    phase: np.ndarray
+    fluorescence: tuple[np.ndarray, ...]
+    labels: np.ndarray
+    background: tuple[np.ndarray, ...]
+    visible: np.ndarray
+    intensity_total: tuple[np.ndarray, ...]
+    area: np.ndarray
+    bboxes: np.ndarray
+    t: int
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Per-cell arrays the renderer and the placement check work on."""
+
+    centres: np.ndarray  # (n, T, 2) float64, (y, x)
+    angles: np.ndarray  # (n, T) float64
+    axes: np.ndarray  # (n, 2) float64, (major, minor)
+    first_frame: np.ndarray  # (n,) int64
+    roles: tuple[str, ...]
+
+
+def _support(uy: np.ndarray, ux: np.ndarray, angle: np.ndarray, major, minor) -> np.ndarray:
+    """Half-width of a centred ellipse projected on the unit direction ``(uy, ux)``."""
+    along = ux * np.cos(angle) + uy * np.sin(angle)
+    across = uy * np.cos(angle) - ux * np.sin(angle)
+    return np.hypot(major * along, minor * across)
+
+
+def _half_extent(angle: float, major: float, minor: float) -> tuple[float, float]:
+    """Half height and half width of the bounding box of a rotated ellipse."""
+    c, s = np.cos(angle), np.sin(angle)
+    return float(np.hypot(major * s, minor * c)), float(np.hypot(major * c, minor * s))
+
+
+class SyntheticScene:
+    """A deterministic synthetic time-lapse of one field of view.
+
+    Parameters
+    ----------
+    height, width : int
+        Frame shape in pixels.
+    n_frames : int
+        Number of time points.
+    n_cells : int
+        Number of cell tracks (each is visible in at least one frame).
+    n_fluorescence : int
+        Number of fluorescence channels.
+    seed : int
+        Seed of everything random; the same arguments give byte-identical frames.
+    drift : (float, float)
+        Common drift ``(dy, dx)`` of all cells in px/frame.
+    enter_leave : bool
+        Include cells that move into or out of the field through its edge (needs 2 frames).
+    appear_mid_movie : bool
+        Include cells that first appear at a frame > 0 (needs 2 frames).
+    dropout : bool
+        One cell is missing from every image and from the labels for exactly one frame
+        (neither the first nor the last; needs 3 frames).
+    cell_radius : (float, float)
+        Range of the semi-axes in pixels.
+    min_gap : float
+        Minimum number of background pixels between the masks of two cells in every frame
+        (no pixel of one mask lies within ``min_gap`` px of another mask).
+    noise : bool
+        Add camera noise; ``False`` renders noise-free (rounded) images.
+
+    Raises
+    ------
+    ValueError
+        On invalid arguments, or when the cells cannot be placed with the requested gap.
+    """
+
+    def __init__(
+        self,
+        height: int = 512,
+        width: int = 512,
+        n_frames: int = 10,
+        n_cells: int = 40,
+        n_fluorescence: int = 1,
+        seed: int = 0,
+        drift: tuple[float, float] = (0.3, 0.2),
+        enter_leave: bool = True,
+        appear_mid_movie: bool = True,
+        dropout: bool = True,
+        cell_radius: tuple[float, float] = (6, 12),
+        *,
+        min_gap: float = 4.0,
+        noise: bool = True,
+    ) -> None:
+        lo, hi = (float(r) for r in cell_radius)
+        if not 1 <= lo <= hi:
+            raise ValueError(f"cell_radius must satisfy 1 <= min <= max, got {cell_radius}")
+        if min(height, width) < 4 * hi:
+            raise ValueError(f"frame {height}x{width} is too small for cells of radius {hi}")
+        if n_frames < 1:
+            raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+        if not 0 <= n_cells < 2**16:
+            raise ValueError(f"n_cells must be in [0, 65535] (uint16 labels), got {n_cells}")
+        if n_fluorescence < 0:
+            raise ValueError(f"n_fluorescence must be >= 0, got {n_fluorescence}")
+        if min_gap < 0:
+            raise ValueError(f"min_gap must be >= 0, got {min_gap}")
+        self.height, self.width = int(height), int(width)
+        self.n_frames, self.n_cells = int(n_frames), int(n_cells)
+        self.n_fluorescence = int(n_fluorescence)
+        self.seed = int(seed)
+        self.drift = (float(drift[0]), float(drift[1]))
+        self.cell_radius = (lo, hi)
+        self.min_gap = float(min_gap)
+        self.noise = bool(noise)
+
+        rng = np.random.default_rng([self.seed, _LAYOUT_STREAM])
+        roles = self._roles(enter_leave, appear_mid_movie)
+        layout = self._place_cells(rng, roles)
+        order = rng.permutation(len(roles))  # track IDs say nothing about roles
+        self._layout = _Layout(
+            centres=layout.centres[order],
+            angles=layout.angles[order],
+            axes=layout.axes[order],
+            first_frame=layout.first_frame[order],
+            roles=tuple(layout.roles[i] for i in order),
+        )
+        n = self.n_cells
+        self._brightness = np.exp(rng.uniform(*np.log(_BRIGHTNESS_RANGE), size=(n, self.n_fluorescence)))
+        self._brightness_rate = rng.uniform(-0.02, 0.03, size=n)
+        # Phase appearance: body depth, halo height, and three texture waves per cell.
+        self._body_depth = rng.uniform(0.28, 0.40, size=n) * _PHASE_LEVEL
+        self._halo_height = rng.uniform(0.15, 0.25, size=n) * _PHASE_LEVEL
+        wavelength = rng.uniform(3.0, 6.0, size=(n, 3))
+        direction = rng.uniform(0, 2 * np.pi, size=(n, 3))
+        self._wave_u = 2 * np.pi / wavelength * np.cos(direction)
+        self._wave_v = 2 * np.pi / wavelength * np.sin(direction)
+        self._wave_phase = rng.uniform(0, 2 * np.pi, size=(n, 3))
+        self._dropout = np.full(n, -1, dtype=np.int64)
+        if dropout and self.n_frames >= 3 and n:
+            cell, t = self._choose_dropout(rng)
+            self._dropout[cell] = t
+        # Background shape per fluorescence channel: level, gradient (gy, gx), vignetting.
+        self._fl_level = rng.uniform(700.0, 1000.0, size=self.n_fluorescence)
+        self._fl_gradient = rng.uniform(-0.15, 0.15, size=(self.n_fluorescence, 2))
+        self._fl_vignette = rng.uniform(0.25, 0.35, size=self.n_fluorescence)
+        self._phase_gradient = rng.uniform(-0.05, 0.05, size=2)
+
+        self.cells: tuple[SyntheticCell, ...] = tuple(self._cell(i) for i in range(n))
+
+    # ----------------------------------------------------------------- layout
+    def _roles(self, enter_leave: bool, appear_mid_movie: bool) -> list[str]:
+        n = self.n_cells
+        n_cross = max(2, round(0.06 * n)) if enter_leave and self.n_frames >= 2 else 0
+        n_cross = min(n_cross, n)
+        n_enter = n_cross // 2
+        n_leave = n_cross - n_enter
+        n_appear = max(1, round(0.1 * n)) if appear_mid_movie and self.n_frames >= 2 else 0
+        n_appear = min(n_appear, n - n_cross)
+        # Moving cells first: they sweep the most space and are hardest to fit later.
+        return ["enters"] * n_enter + ["leaves"] * n_leave + ["appears"] * n_appear + ["regular"] * (n - n_cross - n_appear)
+
+    def _place_cells(self, rng: np.random.Generator, roles: list[str]) -> _Layout:
+        """Rejection-sample every cell's shape and path until it keeps its distance from all
+        cells placed before it, in every frame both exist."""
+        n, n_t = len(roles), self.n_frames
+        centres = np.zeros((n, n_t, 2))
+        angles = np.zeros((n, n_t))
+        axes = np.zeros((n, 2))
+        first = np.zeros(n, dtype=np.int64)
+        sweep = np.zeros((n, 4))  # box swept by each placed path, grown by radius + gap
+        frames = np.arange(n_t)
+        drift = np.array(self.drift)
+        lo, hi = self.cell_radius
+        for i, role in enumerate(roles):
+            for _ in range(_ATTEMPTS_PER_CELL):
+                major = rng.uniform(lo, hi)
+                minor = rng.uniform(lo, major)
+                angle = rng.uniform(0, np.pi) + rng.uniform(-_SPIN, _SPIN) * frames
+                steps = rng.normal(0.0, _JITTER_STEP, size=(n_t, 2))
+                steps[0] = 0.0
+                walk = np.cumsum(steps, axis=0)
+                f0 = int(rng.integers(1, n_t)) if role == "appears" else 0
+                walk -= walk[f0]
+                start, velocity = self._start_and_velocity(rng, role, major, minor, centres[:i], first[:i])
+                path = start + (drift + velocity) * (frames - f0)[:, None] + walk
+                reach = major + self.min_gap + 1
+                box = np.concatenate([path.min(axis=0) - reach, path.max(axis=0) + reach])
+                near = np.flatnonzero(
+                    (sweep[:i, 0] < box[2] + hi) & (box[0] < sweep[:i, 2] + hi)
+                    & (sweep[:i, 1] < box[3] + hi) & (box[1] < sweep[:i, 3] + hi)
+                )
+                if self._clear(path, angle, major, minor, f0, centres[near], angles[near], axes[near], first[near]):
+                    break
+            else:
+                raise ValueError(
+                    f"could not place cell {i + 1} of {n} with a {self.min_gap:g} px gap in a "
+                    f"{self.height}x{self.width} field; lower n_cells, cell_radius or min_gap"
+                )
+            centres[i], angles[i], axes[i], first[i] = path, angle, (major, minor), f0
+            sweep[i] = box
+        return _Layout(centres, angles, axes, first, tuple(roles))
+
+    def _start_and_velocity(self, rng, role, major, minor, placed_centres, placed_first):
+        """Centre at the cell's first frame and its own velocity (on top of the drift)."""
+        size = np.array([self.height, self.width], dtype=float)
+        zero = np.zeros(2)
+        if role == "appears":  # fully inside the field when it appears
+            return rng.uniform(major + 2, size - 1 - major - 2), zero
+        if role in ("enters", "leaves"):
+            axis = int(rng.integers(2))  # crosses a horizontal (0) or vertical (1) edge
+            far_side = bool(rng.integers(2))
+            outside = -(major + 1 + rng.uniform(0, 3)) - 3 * _JITTER_STEP * np.sqrt(self.n_frames)
+            inside = major + 2 + rng.uniform(0, 10)
+            begin, end = (outside, inside) if role == "enters" else (inside, outside)
+            if far_side:
+                begin, end = size[axis] - 1 - begin, size[axis] - 1 - end
+            start = rng.uniform(major + 2, size - 1 - major - 2)
+            start[axis] = begin
+            velocity = zero.copy()
+            velocity[axis] = (end - begin) / (self.n_frames - 1) - self.drift[axis]
+            return start, velocity
+        # regular: uniform, or next to an existing cell to make dense clusters; the centre
+        # may lie up to minor/2 outside the field, so the mask is clipped but never empty.
+        low, high = np.full(2, -0.5 * minor), size - 1 + 0.5 * minor
+        anchors = np.flatnonzero(placed_first == 0)
+        if anchors.size and rng.random() < _CLUSTER_FRACTION:
+            anchor = placed_centres[rng.choice(anchors), 0]
+            distance = major + self.cell_radius[1] + self.min_gap + 1 + rng.uniform(0, 4)
+            direction = rng.uniform(0, 2 * np.pi)
+            start = anchor + distance * np.array([np.sin(direction), np.cos(direction)])
+            if np.all(start >= low) and np.all(start <= high):
+                return start, zero
+        return rng.uniform(low, high), zero
+
+    def _clear(self, path, angle, major, minor, f0, others, other_angles, other_axes, other_first) -> bool:
+        """True if the candidate's ellipse stays ``min_gap + 1`` px from every other one.
+
+        Two convex sets whose projections on the line joining their centres are ``g`` apart
+        are at least ``g`` apart, so comparing the centre distance with the sum of the two
+        projected half-widths is a sufficient (slightly conservative) test.
+        """
+        if len(others) == 0:
+            return True
+        delta = path[None] - others  # (k, T, 2)
+        distance = np.hypot(delta[..., 0], delta[..., 1])
+        safe = np.maximum(distance, 1e-9)
+        uy, ux = delta[..., 0] / safe, delta[..., 1] / safe
+        gap = (
+            distance
+            - _support(uy, ux, angle[None], major, minor)
+            - _support(uy, ux, other_angles, other_axes[:, :1], other_axes[:, 1:])
+        )
+        both = np.arange(self.n_frames)[None] >= np.maximum(other_first, f0)[:, None]
+        return bool(np.all(gap[both] >= self.min_gap + 1))
+
+    def _choose_dropout(self, rng: np.random.Generator) -> tuple[int, int]:
+        """A cell fully inside the field in every frame, and a frame that is neither first
+        nor last, so the gap is a pure tracking event."""
+        lay = self._layout
+        size = np.array([self.height, self.width])
+        margin = lay.axes[:, 0, None, None] + 1
+        inside = np.all((lay.centres >= margin) & (lay.centres <= size - 1 - margin), axis=(1, 2))
+        candidates = np.flatnonzero(inside & (lay.first_frame == 0))
+        if candidates.size == 0:
+            candidates = np.flatnonzero(lay.first_frame == 0)
+        if candidates.size == 0:
+            candidates = np.arange(self.n_cells)
+        cell = int(rng.choice(candidates))
+        low = max(1, int(lay.first_frame[cell]) + 1)
+        t = int(rng.integers(low, self.n_frames - 1)) if low < self.n_frames - 1 else self.n_frames - 1
+        return cell, t
+
+    def _cell(self, i: int) -> SyntheticCell:
+        lay = self._layout
+        dropout = int(self._dropout[i])
+        return SyntheticCell(
+            track_id=i + 1,
+            role=lay.roles[i],
+            first_frame=int(lay.first_frame[i]),
+            dropout_frame=dropout if dropout >= 0 else None,
+            centres=tuple((float(y), float(x)) for y, x in lay.centres[i]),
+            angles=tuple(float(a) for a in lay.angles[i]),
+            semi_axes=(float(lay.axes[i, 0]), float(lay.axes[i, 1])),
+            brightness=tuple(float(b) for b in self._brightness[i]),
+            brightness_rate=float(self._brightness_rate[i]),
+        )
+
+    # -------------------------------------------------------------- rendering
+    def _unit_coordinates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Column and row vectors of coordinates scaled to about [-1, 1] (float32)."""
+        half = max(self.height, self.width) / 2
+        y = ((np.arange(self.height, dtype=np.float32) - (self.height - 1) / 2) / half)[:, None]
+        x = ((np.arange(self.width, dtype=np.float32) - (self.width - 1) / 2) / half)[None, :]
+        return y, x
+
+    def _backgrounds(self, t: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """Smooth phase background and true fluorescence backgrounds of frame ``t``."""
+        y, x = self._unit_coordinates()
+        radius2 = y * y + x * x  # built from broadcast vectors: one full-frame operation
+        gy, gx = self._phase_gradient
+        phase = (np.float32(_PHASE_LEVEL) * (1 + gy * y + gx * x)) * (1 - np.float32(0.08) * radius2)
+        # Slow dimming over the movie (e.g. lamp drift), 10 % over the whole time-lapse.
+        dimming = 1.0 - 0.1 * t / max(self.n_frames - 1, 1)
+        fluorescence = []
+        for level, (gy, gx), vignette in zip(self._fl_level, self._fl_gradient, self._fl_vignette):
+            shade = np.float32(level * dimming) * (1 + np.float32(gy) * y + np.float32(gx) * x)
+            fluorescence.append((shade * (1 - np.float32(vignette) * radius2)).astype(np.float32, copy=False))
+        return phase.astype(np.float32, copy=False), tuple(fluorescence)
+
+    def _render(self, t: int):
+        """Noise-free float images and the ground truth of frame ``t``.
+
+        Returns ``(phase, fluorescence, background, labels, visible, intensity_total, area,
+        bboxes)``; ``phase`` and ``fluorescence`` are float32 and ``fluorescence[c] -
+        background[c]`` is exactly the drawn cell signal.
+        """
+        if not 0 <= t < self.n_frames:
+            raise IndexError(f"frame {t} out of range [0, {self.n_frames})")
+        lay = self._layout
+        n, height, width = self.n_cells, self.height, self.width
+        phase, background = self._backgrounds(t)
+        fluorescence = [bg.copy() for bg in background]
+        labels = np.zeros((height, width), dtype=np.uint16)
+        visible = np.zeros(n, dtype=bool)
+        totals = np.full((self.n_fluorescence, n), np.nan)
+        area = np.zeros(n, dtype=np.int64)
+        bboxes = np.zeros((n, 4), dtype=np.int64)
+        exists = (lay.first_frame <= t) & (self._dropout != t)
+        for i in np.flatnonzero(exists):
+            cy, cx = lay.centres[i, t]
+            angle = lay.angles[i, t]
+            major, minor = lay.axes[i]
+            half_h, half_w = _half_extent(angle, major, minor)
+            y0 = max(int(np.floor(cy - half_h)) - _HALO_REACH, 0)
+            y1 = min(int(np.ceil(cy + half_h)) + _HALO_REACH + 1, height)
+            x0 = max(int(np.floor(cx - half_w)) - _HALO_REACH, 0)
+            x1 = min(int(np.ceil(cx + half_w)) + _HALO_REACH + 1, width)
+            if y0 >= y1 or x0 >= x1:
+                continue
+            dy = (np.arange(y0, y1) - cy)[:, None]
+            dx = (np.arange(x0, x1) - cx)[None, :]
+            cos, sin = np.cos(angle), np.sin(angle)
+            u = dx * cos + dy * sin  # along the major axis
+            v = dy * cos - dx * sin  # along the minor axis
+            rho2 = (u / major) ** 2 + (v / minor) ** 2  # 1 on the ellipse boundary
+            mask = rho2 <= 1.0
+            rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+            if rows.size == 0:
+                continue
+            visible[i] = True
+            area[i] = np.count_nonzero(mask)
+            bboxes[i] = (y0 + rows[0], x0 + cols[0], y0 + rows[-1] + 1, x0 + cols[-1] + 1)
+            labels[y0:y1, x0:x1][mask] = i + 1
+
+            # Phase: dark body, darker in the middle, with internal texture; bright halo
+            # peaking just outside the boundary (distance measured along the ray).
+            rho = np.sqrt(rho2)
+            radius = np.hypot(dx, dy)
+            outside = radius - radius / np.maximum(rho, 1e-6)
+            texture = sum(
+                np.sin(self._wave_u[i, k] * u + self._wave_v[i, k] * v + self._wave_phase[i, k]) for k in range(3)
+            )
+            body = self._body_depth[i] * (-(1.0 - 0.35 * rho2) + 0.12 * texture)
+            halo = self._halo_height[i] * np.exp(-0.5 * ((outside - _HALO_OFFSET) / _HALO_SIGMA) ** 2)
+            phase[y0:y1, x0:x1] += np.where(mask, body, 0.0).astype(np.float32) + halo.astype(np.float32)
+
+            # Fluorescence: dome-shaped signal confined to the mask; the truth is its sum.
+            profile = np.where(mask, 1.0 - 0.4 * rho2, 0.0)
+            trend = np.exp(self._brightness_rate[i] * t)
+            for c in range(self.n_fluorescence):
+                signal = (self._brightness[i, c] * trend * profile).astype(np.float32)
+                fluorescence[c][y0:y1, x0:x1] += signal
+                totals[c, i] = signal.sum(dtype=np.float64)
+        return phase, tuple(fluorescence), background, labels, visible, tuple(totals), area, bboxes
+
+    def frame(self, t: int) -> SyntheticFrame:
+        """Render frame ``t`` (deterministic; independent of which frames were rendered
+        before). Memory is a few (H, W) arrays; cells are drawn inside their boxes only."""
+        phase, fluorescence, background, labels, visible, totals, area, bboxes = self._render(t)
+        rng = np.random.default_rng([self.seed, _NOISE_STREAM, t])
+        return SyntheticFrame(
+            phase=self._expose(phase, rng),
+            fluorescence=tuple(self._expose(image, rng) for image in fluorescence),
+            labels=labels,
+            background=background,
+            visible=visible,
+            intensity_total=totals,
+            area=area,
+            bboxes=bboxes,
+            t=t,
+        )
+
+    def _expose(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Add shot noise (Gaussian with variance = mean, i.e. Poisson-like at these counts)
+        in place, then round to uint16."""
+        if self.noise:
+            noise = rng.standard_normal(image.shape, dtype=np.float32)
+            noise *= np.sqrt(np.maximum(image, 0.0))
+            image += noise
+        np.rint(image, out=image)
+        np.clip(image, 0, np.iinfo(np.uint16).max, out=image)
+        return image.astype(np.uint16)
+
+    def frames(self) -> Iterator[SyntheticFrame]:
+        """Yield every frame in time order, one at a time."""
+        for t in range(self.n_frames):
+            yield self.frame(t)
+
+
+def demo_scene(fov: int, n_frames: int = 12) -> SyntheticScene:
+    """Small scene for ``pyama demo``: 256 x 256 px, 25 cells, one fluorescence channel;
+    each ``fov`` gets its own layout."""
+    return SyntheticScene(height=256, width=256, n_frames=n_frames, n_cells=25, n_fluorescence=1, seed=1000 + fov)
+
+
+def _planes(scene: SyntheticScene) -> Iterator[np.ndarray]:
+    """The scene's planes in TCYX order, rendering one frame at a time."""
+    for t in range(scene.n_frames):
+        frame = scene.frame(t)
+        yield frame.phase
+        yield from frame.fluorescence
+        del frame  # let the frame go before the next one is rendered
+
+
+def write_ome_tiff(
+    path: str | Path,
+    scenes: Sequence[SyntheticScene],
+    *,
+    channel_names: Sequence[str] | None = None,
+    pixel_size_um: float = 0.65,
+    frame_interval_s: float = 600.0,
+) -> Path:
+    """Write scenes to one OME-TIFF, one image series (FOV) per scene.
+
+    Each series is uint16 with axes TCYX and channels ``[phase, fl_1, ...]``. Frames are
+    rendered and written one at a time, so memory does not grow with the movie length.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file (``.ome.tif``).
+    scenes : sequence of SyntheticScene
+        The FOVs; all must have the same frame shape, frame count and channel count.
+    channel_names : sequence of str, optional
+        Channel names; default ``["phase", "fl_1", ...]``.
+    pixel_size_um : float
+        Pixel size written as PhysicalSizeX/Y (micrometres).
+    frame_interval_s : float
+        Time between frames, written as TimeIncrement and per-plane DeltaT (seconds).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    import tifffile
+
+    scenes = list(scenes)
+    if not scenes:
+        raise ValueError("write_ome_tiff needs at least one scene")
+    first = scenes[0]
+    shape = (first.n_frames, 1 + first.n_fluorescence, first.height, first.width)
+    for index, scene in enumerate(scenes):
+        other = (scene.n_frames, 1 + scene.n_fluorescence, scene.height, scene.width)
+        if other != shape:
+            raise ValueError(f"scene {index} has (T, C, Y, X) {other}, scene 0 has {shape}; all must match")
+    n_t, n_c = shape[:2]
+    names = list(channel_names) if channel_names is not None else ["phase"] + [f"fl_{c}" for c in range(1, n_c)]
+    if len(names) != n_c:
+        raise ValueError(f"{len(names)} channel names given for {n_c} channels")
+    path = Path(path)
+    n_planes = n_t * n_c
+    # Classic TIFF offsets are 32-bit; switch to BigTIFF only when the file needs it.
+    bigtiff = len(scenes) * n_planes * shape[2] * shape[3] * 2 > 2**31
+    with tifffile.TiffWriter(path, bigtiff=bigtiff, ome=True) as tif:
+        for index, scene in enumerate(scenes):
+            metadata = {
+                "axes": "TCYX",
+                "Name": f"FOV {index}",
+                "Channel": {"Name": names},
+                "PhysicalSizeX": pixel_size_um,
+                "PhysicalSizeXUnit": "µm",
+                "PhysicalSizeY": pixel_size_um,
+                "PhysicalSizeYUnit": "µm",
+                "TimeIncrement": frame_interval_s,
+                "TimeIncrementUnit": "s",
+                # Planes are stored with C varying fastest, then T.
+                "Plane": {
+                    "DeltaT": [t * frame_interval_s for t in range(n_t) for _ in range(n_c)],
+                    "DeltaTUnit": ["s"] * n_planes,
+                },
+            }
+            tif.write(_planes(scene), shape=shape, dtype=np.uint16, photometric="minisblack", metadata=metadata)
+    return path
