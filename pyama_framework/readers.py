@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from .errors import PyamaError
+from .types import PluginParams
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -26,7 +27,31 @@ if TYPE_CHECKING:
 
 
 class ReaderError(PyamaError):
-    """A file cannot be opened or read; the message names the file and the problem."""
+    """A file cannot be opened or read; the message names the file and the problem.
+
+    Messages are one line, ``"<path>: <problem>; <fix>"``; line breaks in library error
+    texts are folded so that the CLI prints exactly one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
+
+
+def file_error(path: Path | str, problem: str, fix: str = "") -> ReaderError:
+    """A :class:`ReaderError` reading ``"<path>: <problem>; <fix>"``."""
+    return ReaderError(f"{path}: {problem}" + (f"; {fix}" if fix else ""))
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``"TypeName: message"`` of a library exception, for embedding in a one-line error."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def read_head(path: Path, size: int) -> bytes:
+    """The first ``size`` bytes of ``path`` (fewer if the file is shorter); for ``check``."""
+    with open(path, "rb") as fh:
+        return fh.read(size)
 
 
 @dataclass(frozen=True)
@@ -82,12 +107,19 @@ class Reader:
     managers. Errors are raised as :class:`ReaderError` with a one-line message naming the
     file and the problem.
 
+    ``__init__`` must find every problem it can without reading pixels (truncated file,
+    frames of different shapes, RGB data without a channel choice), so that a run fails
+    before any output is written. ``read_frame`` reads one frame and never more than a
+    few frames' worth of memory. Z planes are exposed as ``metadata.n_z`` and the ``z``
+    argument; choosing a plane or a projection is the framework's job.
+
     Only the reader touches the input file; it never writes anything.
     """
 
     #: Version of the library the reader wraps, for ``processing_config.yaml``.
     library: ClassVar[str] = ""
 
+    path: Path
     metadata: ImageMetadata
 
     @classmethod
@@ -105,6 +137,15 @@ class Reader:
 
     def close(self) -> None:
         """Release file handles."""
+
+    def check_indices(self, fov: int, t: int, channel: int, z: int = 0) -> None:
+        """Raise a one-line :class:`ReaderError` if an index is outside the file."""
+        meta = self.metadata
+        for what, index, count in (("FOV", fov, meta.n_fovs), ("frame", t, meta.n_frames),
+                                   ("channel", channel, meta.n_channels), ("Z plane", z, meta.n_z)):
+            if not 0 <= index < count:
+                raise file_error(self.path, f"{what} index {index} is out of range (the file has {count})",
+                                 f"use an index from 0 to {count - 1}")
 
     @classmethod
     def library_version(cls) -> str:
@@ -151,16 +192,27 @@ def _check_path_exists(path: Path) -> None:
 
 
 def feasibility_report(path: Path, registry: "Registry") -> list[ReaderVerdict]:
-    """Every available reader's verdict on ``path``, suffix candidates first."""
+    """Every available reader's verdict on ``path``, suffix candidates first.
+
+    Readers that claim no suffix (used only when named in the config) still run their
+    content check, so the report says whether naming them would work. Raises
+    :class:`ReaderError` if ``path`` is missing, a directory or empty.
+    """
     path = Path(path)
+    _check_path_exists(path)
     verdicts: list[ReaderVerdict] = []
     readers = registry.available("reader")
     ranks = {r.name: _suffix_rank(path, r.suffixes) for r in readers}
     best = max(ranks.values(), default=0)
     for reg in sorted(readers, key=lambda r: (-ranks[r.name], r.name)):
+        if not reg.suffixes:
+            reason = _check(reg, path)
+            verdict = (f"can open it; claims no suffix, so set 'reader: {reg.name}' to use it"
+                       if reason is None else reason)
+            verdicts.append(ReaderVerdict(reg.name, False, verdict))
+            continue
         if ranks[reg.name] == 0:
-            claimed = ", ".join(reg.suffixes) or "none (select it by name)"
-            verdicts.append(ReaderVerdict(reg.name, False, f"suffix not claimed (claims: {claimed})"))
+            verdicts.append(ReaderVerdict(reg.name, False, f"suffix not claimed (claims: {', '.join(reg.suffixes)})"))
             continue
         reason = _check(reg, path)
         if reason is None and ranks[reg.name] < best:
@@ -184,9 +236,11 @@ def select_reader(path: Path, registry: "Registry", name: str = "auto") -> "Read
         return registration
     readers = registry.available("reader")
     ranks = {r.name: _suffix_rank(path, r.suffixes) for r in readers}
+    refusals: list[str] = []
     for rank in sorted({v for v in ranks.values() if v > 0}, reverse=True):
         candidates = [r for r in readers if ranks[r.name] == rank]
-        accepted = [r for r in candidates if _check(r, path) is None]
+        reasons = {r.name: _check(r, path) for r in candidates}
+        accepted = [r for r in candidates if reasons[r.name] is None]
         if len(accepted) == 1:
             return accepted[0]
         if len(accepted) > 1:
@@ -194,6 +248,45 @@ def select_reader(path: Path, registry: "Registry", name: str = "auto") -> "Read
             raise ReaderError(
                 f"{path}: several readers accept this file ({names}); set 'reader:' in the config to one of them"
             )
+        refusals += [f"{name}: {reason}" for name, reason in sorted(reasons.items())]
+    if not refusals:
+        claimed = sorted({s for r in readers for s in r.suffixes})
+        raise ReaderError(
+            f"{path}: no reader claims the suffix of this file (known: {' '.join(claimed) or 'none'}); "
+            f"set 'reader:' in the config, or run 'pyama plugins doctor {path}'"
+        )
     raise ReaderError(
-        f"{path}: no reader can open this file; run 'pyama plugins doctor {path}' to see why each reader refused"
+        f"{path}: no reader can open this file ({'; '.join(refusals)}); "
+        f"run 'pyama plugins doctor {path}' for details"
     )
+
+
+def open_reader(path: Path, registration: "ReaderRegistration",
+                params: "dict[str, Any] | PluginParams | None" = None) -> Reader:
+    """Validate ``params`` against the registration's model and open ``path`` with it.
+
+    Any failure comes back as a one-line :class:`ReaderError` naming the file (a reader that
+    leaks a library exception is wrapped), so callers can open the reader before writing
+    any output and stop cleanly.
+    """
+    from pydantic import ValidationError
+
+    from .errors import ConfigError
+
+    path = Path(path)
+    _check_path_exists(path)
+    if isinstance(params, PluginParams):
+        params = params.model_dump()
+    try:
+        validated = registration.validate_params(params)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"reader_params for reader '{registration.name}': {problems}") from None
+    reader_cls = registration.load()
+    try:
+        return reader_cls(path, **validated.model_dump())
+    except ReaderError:
+        raise
+    except Exception as exc:  # a plugin's unexpected failure still ends as one line
+        raise file_error(path, f"reader '{registration.name}' failed to open it ({describe_exception(exc)})",
+                         "the file may be damaged; run 'pyama plugins doctor' on it") from exc
