@@ -1,0 +1,290 @@
+"""The ``pyama`` command line (typer).
+
+Exit codes: 0 success; 1 some FOVs failed (the others completed); 2 bad input (config,
+plugin, file or output folder; nothing was processed); 130 interrupted (rerun to resume).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import PyamaError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="pyama: per-cell traces from time-lapse microscopy, with pluggable algorithms.")
+plugins_app = typer.Typer(no_args_is_help=True, help="List, describe and diagnose plugins.")
+config_app = typer.Typer(no_args_is_help=True, help="Validate, describe and create run configs.")
+app.add_typer(plugins_app, name="plugins")
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_FOV_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    for line in str(message).splitlines() or [""]:
+        err.print(f"[bold red]error:[/] {line}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------------- run
+def _progress_printer():
+    """A rich progress display on a terminal, plain log lines otherwise."""
+    if err.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=err, transient=False)
+        tasks: dict[tuple[int, str], Any] = {}
+
+        def update(fov: int, stage: str, done: int, total: int) -> None:
+            key = (fov, stage)
+            if key not in tasks:
+                tasks[key] = progress.add_task(f"fov {fov:03d} {stage:<10}", total=total)
+            progress.update(tasks[key], completed=done, total=total)
+
+        return progress, update
+
+    def log(fov: int, stage: str, done: int, total: int) -> None:
+        if done == total:
+            err.print(f"fov {fov:03d}: {stage} done", highlight=False)
+
+    return None, log
+
+
+def _run(config_path: Path, overrides: dict[str, Any], overwrite: bool, workers: Optional[int]) -> None:
+    from .config import load_config
+    from .runner import execute, plan_run, prepare_output
+
+    try:
+        config = load_config(config_path, overrides)
+        if workers is not None:
+            config = config.model_copy(update={"execution": config.execution.model_copy(update={"workers": workers})})
+        plan = plan_run(config)
+        prepare_output(plan, overwrite)
+    except PyamaError as exc:
+        _fail(str(exc))
+        return
+    err.print(f"{plan.config.input.name}: {len(plan.fovs)} FOV(s), {plan.metadata.n_frames} frames, "
+              f"reader '{plan.reader.registration.name}' -> {plan.config.output}", highlight=False)
+    display, update = _progress_printer()
+    if display is not None:
+        with display:
+            summary = execute(plan, update)
+    else:
+        summary = execute(plan, update)
+    for outcome in summary.outcomes:
+        for warning in outcome.warnings:
+            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    done = [o for o in summary.outcomes if o.status == "done"]
+    for outcome in summary.failed:
+        err.print(f"[bold red]FOV {outcome.fov} failed:[/] {outcome.error} "
+                  f"(details in {plan.config.output / f'fov_{outcome.fov:03d}' / 'error.log'})", highlight=False)
+    if summary.interrupted:
+        err.print(f"interrupted: {len(done)} of {len(plan.fovs)} FOV(s) complete; run the same command again to resume")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    err.print(f"{len(done)} of {len(plan.fovs)} FOV(s) complete; traces in {plan.config.output}", highlight=False)
+    if summary.failed:
+        raise typer.Exit(EXIT_FOV_FAILED)
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="Run config (YAML)"),
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="Override 'input'"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Override 'output'"),
+    fovs: Optional[str] = typer.Option(None, "--fovs", help="Override 'fovs', e.g. '0-5, 7'"),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Override execution.workers"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace results of a different config in OUTPUT"),
+) -> None:
+    """Run the pipeline described by CONFIG (resumes an interrupted run)."""
+    overrides = {"input": str(input.resolve()) if input else None,
+                 "output": str(output.resolve()) if output else None, "fovs": fovs}
+    _run(config, overrides, overwrite, workers)
+
+
+# ------------------------------------------------------------------ plugins
+def _registry():
+    from .registry import get_registry
+
+    try:
+        return get_registry()
+    except PyamaError as exc:
+        _fail(str(exc))
+
+
+@plugins_app.command("list")
+def plugins_list(as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
+    """Every plugin with its kind, distribution, version and status."""
+    registry = _registry()
+    rows = []
+    for provided in registry.all_provided():
+        reg = provided.registration
+        duplicates = registry.entries[reg.kind][reg.name]
+        status = "ok" if len(duplicates) == 1 else "conflict: also in " + ", ".join(
+            p.distribution for p in duplicates if p is not provided)
+        rows.append({"kind": reg.kind, "name": reg.name, "summary": reg.summary,
+                     "distribution": provided.distribution, "version": provided.version, "status": status})
+    for failure in registry.failures:
+        rows.append({"kind": "-", "name": failure.plugin, "summary": "",
+                     "distribution": failure.distribution, "version": failure.version,
+                     "status": f"error: {failure.error}"})
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table("kind", "name", "distribution", "version", "status", "summary")
+    for r in rows:
+        style = None if r["status"] == "ok" else "red"
+        table.add_row(r["kind"], r["name"], r["distribution"], r["version"], r["status"], r["summary"], style=style)
+    out.print(table)
+
+
+def _params_rows(model: type) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    rows = []
+    for name, prop in schema.get("properties", {}).items():
+        bounds = [f"{sym} {prop[key]}" for key, sym in (("minimum", ">="), ("exclusiveMinimum", ">"),
+                                                          ("maximum", "<="), ("exclusiveMaximum", "<")) if key in prop]
+        kind = prop.get("type") or " | ".join(p.get("type", "?") for p in prop.get("anyOf", [])) or "?"
+        if "enum" in prop:
+            kind = " | ".join(map(str, prop["enum"]))
+        rows.append({"name": name, "type": kind, "default": prop.get("default"),
+                     "bounds": ", ".join(bounds), "description": prop.get("description", "")})
+    return rows
+
+
+@plugins_app.command("info")
+def plugins_info(name: str = typer.Argument(..., help="Plugin name, e.g. logstd"),
+                 kind: Optional[str] = typer.Option(None, "--kind", help="Restrict to one kind")) -> None:
+    """Summary and parameters (defaults, bounds, descriptions) of a plugin."""
+    from .types import KINDS, FeatureRegistration, ReaderRegistration
+
+    registry = _registry()
+    kinds = [kind] if kind else list(KINDS)
+    found = [(k, registry.entries.get(k, {}).get(name)) for k in kinds if registry.entries.get(k, {}).get(name)]
+    if not found:
+        try:
+            registry.get(kinds[0] if kind else "segmenter", name)
+        except PyamaError:
+            pass
+        everything = sorted({n for k in KINDS for n in registry.entries.get(k, {})})
+        import difflib
+
+        close = difflib.get_close_matches(name, everything, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        _fail(f"no plugin named '{name}'{hint} See 'pyama plugins list'.")
+    for k, provided_list in found:
+        for provided in provided_list:
+            reg = provided.registration
+            out.print(f"[bold]{reg.name}[/] ({k}) from {provided.distribution} {provided.version}")
+            out.print(f"  {reg.summary}")
+            if isinstance(reg, FeatureRegistration):
+                out.print(f"  channel kind: {reg.channel_kind}; column: {reg.column}_ch_<channel>; "
+                          f"fast path: {'yes' if reg.frame_implementation else 'no'}")
+            if isinstance(reg, ReaderRegistration):
+                out.print(f"  suffixes: {', '.join(reg.suffixes) or '(none: select by name)'}")
+            rows = _params_rows(reg.params)
+            if not rows:
+                out.print("  params: none")
+                continue
+            table = Table("param", "type", "default", "bounds", "description")
+            for r in rows:
+                table.add_row(r["name"], str(r["type"]), json.dumps(r["default"]), r["bounds"], r["description"])
+            out.print(table)
+
+
+@plugins_app.command("doctor")
+def plugins_doctor(file: Path = typer.Argument(..., help="A microscopy file")) -> None:
+    """Which readers accept FILE, and why each other one does not."""
+    from .readers import ReaderError, feasibility_report, select_reader
+
+    registry = _registry()
+    table = Table("reader", "verdict", "reason")
+    try:
+        verdicts = feasibility_report(file, registry)
+    except PyamaError as exc:
+        _fail(str(exc))
+        return
+    for v in verdicts:
+        table.add_row(v.name, "[green]accepts[/]" if v.accepted else "[red]refuses[/]", v.reason)
+    out.print(table)
+    try:
+        chosen = select_reader(file, registry)
+        out.print(f"chosen reader: [bold]{chosen.name}[/]")
+    except ReaderError as exc:
+        _fail(str(exc))
+
+
+# ------------------------------------------------------------------- config
+@config_app.command("validate")
+def config_validate(config: Path = typer.Argument(..., help="Run config (YAML)"),
+                    check_input: bool = typer.Option(True, help="Also open the input file and check channels/FOVs")) -> None:
+    """Validate CONFIG, every plugin name and params, and (by default) the input file."""
+    from .config import load_config, resolve_plugins
+    from .runner import plan_run
+
+    try:
+        loaded = load_config(config)
+        if check_input:
+            plan = plan_run(loaded)
+            out.print(f"ok: {len(plan.fovs)} FOV(s), {plan.metadata.n_frames} frames, reader '{plan.reader.registration.name}'")
+        else:
+            resolve_plugins(loaded, _registry())
+            out.print("ok")
+    except PyamaError as exc:
+        _fail(str(exc))
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """The JSON schema of the config file."""
+    from .config import RunConfig
+
+    print(json.dumps(RunConfig.model_json_schema(), indent=1))
+
+
+@config_app.command("init")
+def config_init(path: Path = typer.Argument(Path("pyama.yaml"), help="Where to write the template"),
+                force: bool = typer.Option(False, "--force", help="Replace an existing file")) -> None:
+    """Write a commented config template with the built-in defaults."""
+    from .templates import CONFIG_TEMPLATE
+
+    if path.exists() and not force:
+        _fail(f"{path} exists; pass --force to replace it")
+    path.write_text(CONFIG_TEMPLATE)
+    out.print(f"wrote {path}; edit 'input', 'output' and 'channels', then: pyama run {path}")
+
+
+# --------------------------------------------------------------------- demo
+@app.command()
+def demo(out_dir: Path = typer.Argument(Path("pyama-demo"), help="Folder for the demo data and results"),
+         fovs: int = typer.Option(3, min=1, max=50, help="Number of synthetic FOVs"),
+         frames: int = typer.Option(16, min=2, max=500, help="Frames per FOV"),
+         workers: int = typer.Option(2, min=1, help="FOVs processed in parallel")) -> None:
+    """Write a small synthetic time-lapse with ground truth and run the full pipeline on it."""
+    from .demo import write_demo
+
+    config_path = write_demo(out_dir, n_fovs=fovs, n_frames=frames, workers=workers)
+    err.print(f"demo data and config written to {out_dir}", highlight=False)
+    _run(config_path, {}, overwrite=True, workers=None)
+    from .demo import report_accuracy
+
+    for line in report_accuracy(out_dir):
+        out.print(line, highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,32 @@
+"""Stage 4: estimate the background of every fluorescence frame."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .context import FovContext, StageError, background_name, raw_name, seg_labeled_name
+
+STAGE = "background"
+
+
+def run(ctx: FovContext) -> None:
+    selected = ctx.resolved.background
+    estimate = selected.registration.load()
+    kwargs = selected.kwargs()
+    who = f"background estimator '{selected.registration.name}'"
+    labels = ctx.store.stack(seg_labeled_name(ctx))
+    channels = [c.channel for c in ctx.config.channels.fl]
+    total, done = len(channels) * ctx.n_frames, 0
+    for channel in channels:
+        raw = ctx.store.stack(raw_name(ctx, channel))
+        out = ctx.store.create_stack(background_name(channel), raw.shape, np.float32)
+        for t in range(ctx.n_frames):
+            try:
+                background = np.asarray(estimate(raw[t], labels[t], **kwargs))
+            except Exception as exc:
+                raise StageError(f"{who} failed on channel {channel}, frame {t}: {type(exc).__name__}: {exc}") from exc
+            if background.shape != ctx.frame_shape:
+                raise StageError(f"{who} returned shape {background.shape}, expected {ctx.frame_shape}")
+            out[t] = background.astype(np.float32, copy=False)
+            done += 1
+            ctx.tick(STAGE, done, total)

@@ -1,0 +1,44 @@
+"""Stage 1: copy the configured channels of one FOV from the input file into zarr."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .context import FovContext, raw_name
+
+STAGE = "copy"
+
+
+def read_plane(ctx: FovContext, t: int, channel: int) -> np.ndarray:
+    """One (H, W) frame, with the configured Z plane or projection applied."""
+    z = ctx.config.z
+    if ctx.metadata.n_z <= 1 or z.projection == "none":
+        return ctx.reader.read_frame(ctx.fov, t, channel, z.plane if ctx.metadata.n_z > 1 else 0)
+    planes = (ctx.reader.read_frame(ctx.fov, t, channel, k) for k in range(ctx.metadata.n_z))
+    if z.projection == "max":
+        out = next(planes).copy()
+        for plane in planes:
+            np.maximum(out, plane, out=out)
+        return out
+    total = np.zeros(ctx.frame_shape, np.float64)
+    for plane in planes:
+        total += plane
+    return (total / ctx.metadata.n_z if z.projection == "mean" else total).astype(np.float32)
+
+
+def stored_dtype(ctx: FovContext) -> np.dtype:
+    if ctx.metadata.n_z > 1 and ctx.config.z.projection in ("mean", "sum"):
+        return np.dtype(np.float32)
+    return np.dtype(ctx.metadata.dtype)
+
+
+def run(ctx: FovContext) -> None:
+    channels = ctx.config.channels.all_indices()
+    total = len(channels) * ctx.n_frames
+    done = 0
+    for channel in channels:
+        stack = ctx.store.create_stack(raw_name(ctx, channel), (ctx.n_frames, *ctx.frame_shape), stored_dtype(ctx))
+        for t in range(ctx.n_frames):
+            stack[t] = read_plane(ctx, t, channel)
+            done += 1
+            ctx.tick(STAGE, done, total)

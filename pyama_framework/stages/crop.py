@@ -1,0 +1,119 @@
+"""Stage 6: per-cell crops of every channel into ``cells.zarr`` (for viewing and export).
+
+Crops are cut for the cells that made it into the traces, over one fixed window per cell:
+the union of its bounding boxes over time plus ``cropping.padding``, clipped to the frame.
+Values are float32 normalised to [0, 1] with the channel's percentile range; fluorescence
+crops are background-corrected first. Features never read these crops (errata 6).
+
+``cells.zarr/metadata``: ``cell_ids`` (N,) int32, ``bboxes`` (N, T, 4) int32 half-open
+``[y0, x0, y1, x1)`` (-1 where the cell is absent), ``valid_frames`` (N, T) bool,
+``windows`` (N, 4) int32, the crop window of each cell in frame coordinates.
+
+Frames are streamed in blocks of a few frames; each block of every cell's crop is one zarr
+chunk, so memory is bounded by the block, not by T.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from ..store import compressors, write_small_array
+from .context import FovContext, background_name, raw_name
+from .extract import traces_path
+from .viewing import half, intensity_range, normalise, sample_frames, to_uint8
+
+STAGE = "crop"
+BLOCK_BYTES = 64 * 2**20  # crop buffer budget per block of frames
+
+
+def _cell_table(ctx: FovContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    table = pd.read_csv(traces_path(ctx), usecols=["cell", "frame", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1"])
+    cell_ids = np.unique(table["cell"].to_numpy()).astype(np.int32)
+    n, t = len(cell_ids), ctx.n_frames
+    bboxes = np.full((n, t, 4), -1, dtype=np.int32)
+    valid = np.zeros((n, t), dtype=bool)
+    rows = np.searchsorted(cell_ids, table["cell"].to_numpy())
+    frames = table["frame"].to_numpy()
+    bboxes[rows, frames] = table[["bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1"]].to_numpy()
+    valid[rows, frames] = True
+    return cell_ids, bboxes, valid
+
+
+def _windows(bboxes: np.ndarray, valid: np.ndarray, padding: int, shape: tuple[int, int]) -> np.ndarray:
+    big = np.iinfo(np.int32).max
+    y0 = np.where(valid, bboxes[..., 0], big).min(axis=1) - padding
+    x0 = np.where(valid, bboxes[..., 1], big).min(axis=1) - padding
+    y1 = np.where(valid, bboxes[..., 2], -1).max(axis=1) + padding
+    x1 = np.where(valid, bboxes[..., 3], -1).max(axis=1) + padding
+    return np.stack([np.clip(y0, 0, shape[0]), np.clip(x0, 0, shape[1]),
+                     np.clip(y1, 0, shape[0]), np.clip(x1, 0, shape[1])], axis=1).astype(np.int32)
+
+
+def run(ctx: FovContext) -> dict:
+    cell_ids, bboxes, valid = _cell_table(ctx)
+    windows = _windows(bboxes, valid, ctx.config.cropping.padding, ctx.frame_shape)
+    root = zarr.open_group(ctx.store.cells_path, mode="w")
+    meta = root.create_group("metadata")
+    write_small_array(meta, "cell_ids", cell_ids)
+    write_small_array(meta, "bboxes", bboxes)
+    write_small_array(meta, "valid_frames", valid)
+    write_small_array(meta, "windows", windows)
+    if len(cell_ids) == 0:
+        return {"cells": 0}
+
+    n_frames = ctx.n_frames
+    areas = (windows[:, 2] - windows[:, 0]) * (windows[:, 3] - windows[:, 1])
+    block = int(np.clip(BLOCK_BYTES // max(int(areas.sum()) * 4, 1), 1, n_frames))
+    weight = np.float32(ctx.config.extraction.background_weight)
+    channels = [(c, False) for c in ([ctx.config.channels.pc.channel] if ctx.config.channels.pc else [])]
+    channels += [(c.channel, True) for c in ctx.config.channels.fl]
+    codecs = compressors(ctx.config.storage)
+    done, total = 0, len(channels) * n_frames
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # zarr writes are I/O + compression bound
+        for channel, is_fl in channels:
+            name = raw_name(ctx, channel)
+            raw = ctx.store.stack(name)
+            bg = ctx.store.stack(background_name(channel)) if is_fl and ctx.store.has_stack(background_name(channel)) else None
+
+            def frame_at(t: int) -> np.ndarray:
+                image = raw[t].astype(np.float32)
+                return image - weight * bg[t] if bg is not None else image
+
+            lo, hi = intensity_range([frame_at(t) for t in sample_frames(n_frames)])
+            group = root.create_group(name)
+
+            def create(i: int):
+                y0, x0, y1, x1 = (int(v) for v in windows[i])
+                h, w = y1 - y0, x1 - x0
+                cell = group.create_group(str(int(cell_ids[i])))
+                full = cell.create_array("0", shape=(n_frames, h, w), chunks=(block, h, w), dtype=np.float32,
+                                         compressors=codecs, fill_value=0.0)
+                small = cell.create_array("1", shape=(n_frames, max(h // 2, 1), max(w // 2, 1)),
+                                          chunks=(block, max(h // 2, 1), max(w // 2, 1)), dtype=np.uint8,
+                                          compressors=codecs, fill_value=0)
+                return full, small
+
+            arrays = list(pool.map(create, range(len(cell_ids))))
+            for t0 in range(0, n_frames, block):
+                t1 = min(t0 + block, n_frames)
+                crops = [np.empty((t1 - t0, w[2] - w[0], w[3] - w[1]), np.float32) for w in windows]
+                for t in range(t0, t1):
+                    frame = normalise(frame_at(t), lo, hi)
+                    for i, (y0, x0, y1, x1) in enumerate(windows):
+                        crops[i][t - t0] = frame[y0:y1, x0:x1]
+                    done += 1
+                    ctx.tick(STAGE, done, total)
+
+                def write(i: int) -> None:
+                    full, small = arrays[i]
+                    full[t0:t1] = crops[i]
+                    reduced = half(crops[i]) if min(crops[i].shape[1:]) >= 2 else crops[i][:, :1, :1]
+                    small[t0:t1] = to_uint8(reduced)
+
+                list(pool.map(write, range(len(cell_ids))))
+    return {"cells": int(len(cell_ids))}

@@ -1,0 +1,189 @@
+"""Stage 5: per-cell features of every frame, filtered into the per-FOV traces CSV.
+
+Features use raw intensities and the tracked label mask of each cell inside its bounding
+box (errata 6); fluorescence features get the background weighted by
+``extraction.background_weight`` (errata 7). Frames are streamed: one frame of each channel
+is in memory at a time, and only the (small) table of per-cell values grows.
+
+Columns (one row per cell and frame the cell is present in, sorted by cell then frame):
+
+- ``fov``, ``cell`` (the label value in ``seg_tracked``), ``frame`` (0-based index),
+  ``time`` (minutes since the first frame: reader timestamps, else ``time_mapping``, else
+  ``frame * frame_interval``),
+- ``good``: the cell's area in this frame is within ``good_area_ratio`` of its median area
+  over the trace (False flags merges, splits and partial segmentations),
+- ``position_x``, ``position_y``: centroid of the cell's mask in pixels (x = column),
+- ``bbox_x0``, ``bbox_y0``, ``bbox_x1``, ``bbox_y1``: half-open bounding box [x0, x1) x [y0, y1),
+- ``{feature}_ch_{channel}`` for every configured feature.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from ..types import CellFrame, FeatureRegistration
+from .context import FovContext, StageError, background_name, raw_name, seg_tracked_name
+
+STAGE = "extract"
+BASE_COLUMNS = ["fov", "cell", "frame", "time", "good", "position_x", "position_y",
+                "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]
+
+
+def traces_path(ctx: FovContext) -> Path:
+    return ctx.store.root / f"{ctx.basename}_fov_{ctx.fov:03d}_traces.csv"
+
+
+def cells_in_frame(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """IDs, half-open bboxes ``[y0, x0, y1, x1)``, areas and centroids (y, x) of the cells."""
+    slices = ndimage.find_objects(labels)
+    ids = np.array([i + 1 for i, s in enumerate(slices) if s is not None], dtype=np.int64)
+    bboxes = np.array([[s[0].start, s[1].start, s[0].stop, s[1].stop] for s in slices if s is not None],
+                      dtype=np.int64).reshape(-1, 4)
+    flat = labels.ravel()
+    foreground = np.flatnonzero(flat)
+    owner = flat[foreground].astype(np.int64)
+    size = int(labels.max(initial=0)) + 1
+    counts = np.bincount(owner, minlength=size)
+    sum_y = np.bincount(owner, weights=foreground // labels.shape[1], minlength=size)
+    sum_x = np.bincount(owner, weights=foreground % labels.shape[1], minlength=size)
+    areas = counts[ids]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centroids = np.stack([sum_y[ids] / areas, sum_x[ids] / areas], axis=1)
+    return ids, bboxes, areas, centroids
+
+
+def frame_times(ctx: FovContext) -> np.ndarray:
+    """Minutes of each frame since the first one (see module docstring for the order of sources)."""
+    extraction = ctx.config.extraction
+    n = ctx.n_frames
+    if extraction.time_mapping is not None:
+        return np.array([extraction.time_mapping[t] for t in range(n)], dtype=np.float64)
+    stamps = ctx.metadata.timestamps_s
+    if stamps is not None and len(stamps) > ctx.fov and len(stamps[ctx.fov]) == n:
+        seconds = np.asarray(stamps[ctx.fov], dtype=np.float64)
+        return (seconds - seconds[0]) / 60.0
+    return np.arange(n, dtype=np.float64) * extraction.frame_interval
+
+
+def _feature_values(registration: FeatureRegistration, frame: CellFrame, kwargs: dict) -> np.ndarray:
+    fast = registration.load_frame()
+    if fast is not None:
+        values = np.asarray(fast(frame, **kwargs), dtype=np.float64)
+    else:
+        per_cell = registration.load()
+        values = np.array([per_cell(*frame.crops(i), **kwargs) for i in range(len(frame.cell_ids))],
+                          dtype=np.float64)
+    if values.shape != frame.cell_ids.shape:
+        raise StageError(f"feature '{registration.name}' returned {values.shape[0] if values.ndim else 'a scalar'} "
+                         f"values for {len(frame.cell_ids)} cells")
+    return values
+
+
+def _channel_plan(ctx: FovContext) -> list[tuple[int, bool, list]]:
+    """(channel, is_fluorescence, selected features) for every channel with features."""
+    plan = []
+    channels = ctx.config.channels
+    if channels.pc is not None:
+        plan.append((channels.pc.channel, False, ctx.resolved.features.get(channels.pc.channel, [])))
+    for fl in channels.fl:
+        plan.append((fl.channel, True, ctx.resolved.features.get(fl.channel, [])))
+    return [p for p in plan if p[2]]
+
+
+def measure(ctx: FovContext) -> pd.DataFrame:
+    """All cells in all frames, before filtering."""
+    tracked = ctx.store.stack(seg_tracked_name(ctx))
+    weight = ctx.config.extraction.background_weight
+    plan = _channel_plan(ctx)
+    stacks = {ch: ctx.store.stack(raw_name(ctx, ch)) for ch, _, _ in plan}
+    backgrounds = {ch: ctx.store.stack(background_name(ch)) for ch, is_fl, _ in plan
+                   if is_fl and ctx.store.has_stack(background_name(ch))}
+    times = frame_times(ctx)
+    columns: dict[str, list[np.ndarray]] = {}
+
+    def add(name: str, values: np.ndarray) -> None:
+        columns.setdefault(name, []).append(values)
+
+    for t in range(ctx.n_frames):
+        labels = tracked[t]
+        ids, bboxes, areas, centroids = cells_in_frame(labels)
+        add("cell", ids)
+        add("frame", np.full(len(ids), t, dtype=np.int64))
+        add("time", np.full(len(ids), times[t]))
+        add("_area", areas)
+        add("position_x", centroids[:, 1])
+        add("position_y", centroids[:, 0])
+        for i, key in enumerate(("bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1")):
+            add(key, bboxes[:, i])
+        for channel, _, selected in plan:
+            background = None
+            if channel in backgrounds:
+                background = backgrounds[channel][t]
+                if weight != 1.0:
+                    background = background * np.float32(weight)
+            frame = CellFrame(labels, stacks[channel][t], background, ids, bboxes)
+            for s in selected:
+                reg = s.registration
+                try:
+                    values = _feature_values(reg, frame, s.kwargs())
+                except StageError:
+                    raise
+                except Exception as exc:
+                    raise StageError(f"feature '{reg.name}' failed on channel {channel}, frame {t}: "
+                                     f"{type(exc).__name__}: {exc}") from exc
+                add(f"{reg.column}_ch_{channel}", values)
+        ctx.tick(STAGE, t + 1, ctx.n_frames)
+
+    table = pd.DataFrame({k: np.concatenate(v) for k, v in columns.items()})
+    table.insert(0, "fov", ctx.fov)
+    return table
+
+
+def filter_and_flag(ctx: FovContext, table: pd.DataFrame) -> pd.DataFrame:
+    """Apply ``min_frames`` and ``border_margin``, add ``good``, order rows and columns."""
+    extraction = ctx.config.extraction
+    height, width = ctx.frame_shape
+    m = extraction.border_margin
+    n_cells = table["cell"].nunique()
+    lengths = table.groupby("cell")["frame"].transform("size")
+    near_edge = ((table["bbox_y0"] < m) | (table["bbox_x0"] < m)
+                 | (table["bbox_y1"] > height - m) | (table["bbox_x1"] > width - m))
+    on_border = near_edge.groupby(table["cell"]).transform("any")
+    too_short = lengths < extraction.min_frames
+    kept = table[~too_short & ~on_border].copy()
+    if n_cells and kept.empty:
+        ctx.warn(
+            f"FOV {ctx.fov}: all {n_cells} tracked cells were removed by the filters "
+            f"({table.loc[too_short, 'cell'].nunique()} shorter than min_frames={extraction.min_frames}, "
+            f"{table.loc[on_border, 'cell'].nunique()} within border_margin={m} px); "
+            f"lower extraction.min_frames or extraction.border_margin to keep them"
+        )
+    median_area = kept.groupby("cell")["_area"].transform("median")
+    ratio = extraction.good_area_ratio
+    kept.insert(4, "good", (kept["_area"] <= ratio * median_area) & (kept["_area"] >= median_area / ratio))
+    kept = kept.drop(columns="_area").sort_values(["cell", "frame"], kind="stable")
+    features = [c for c in kept.columns if c not in BASE_COLUMNS]
+    return kept[BASE_COLUMNS + features].reset_index(drop=True)
+
+
+def write_csv_atomic(table: pd.DataFrame, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(ctx: FovContext) -> dict:
+    table = filter_and_flag(ctx, measure(ctx))
+    write_csv_atomic(table, traces_path(ctx))
+    return {"cells": int(table["cell"].nunique()), "rows": int(len(table))}

@@ -1,0 +1,25 @@
+"""Stage 2: segment every phase-contrast frame with the configured segmenter."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .context import FovContext, StageError, as_label_image, raw_name, seg_labeled_name
+
+STAGE = "segment"
+
+
+def run(ctx: FovContext) -> None:
+    selected = ctx.resolved.segmenter
+    segment = selected.registration.load()
+    kwargs = selected.kwargs()
+    who = f"segmenter '{selected.registration.name}'"
+    phase = ctx.store.stack(raw_name(ctx, ctx.config.channels.pc.channel))
+    out = ctx.store.create_stack(seg_labeled_name(ctx), phase.shape, np.uint16)
+    for t in range(ctx.n_frames):
+        try:
+            labels = segment(phase[t], **kwargs)
+        except Exception as exc:
+            raise StageError(f"{who} failed on frame {t}: {type(exc).__name__}: {exc}") from exc
+        out[t] = as_label_image(labels, ctx.frame_shape, who)
+        ctx.tick(STAGE, t + 1, ctx.n_frames)

@@ -1,0 +1,141 @@
+"""The output folder: zarr v3 arrays in the spec's layout, and atomic stage records.
+
+Layout (spec "Output Structure")::
+
+    <output>/processing_config.yaml
+    <output>/fov_000/images.zarr/<channel>/0      (T, H, W), one chunk per frame
+    <output>/fov_000/images.zarr/<channel>/1      (T, H/2, W/2) uint8 visualisation level
+    <output>/fov_000/cells.zarr/metadata/{cell_ids, bboxes, valid_frames}
+    <output>/fov_000/cells.zarr/<channel>/<cell_id>/{0,1}
+    <output>/fov_000/<basename>_fov_000_traces.csv
+    <output>/fov_000/.pyama/<stage>.json          completion records
+
+A stage is complete only when its record exists and carries the fingerprint of the inputs
+and parameters it was run with. Records are written last and atomically (write to a
+temporary file, then ``os.replace``), so a run killed mid-stage leaves no record and the
+stage is redone from scratch on resume. Plugins never see this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
+
+from .config import StorageConfig
+
+CONFIG_FILENAME = "processing_config.yaml"
+RECORDS_DIR = ".pyama"
+
+
+def fov_dirname(fov: int) -> str:
+    return f"fov_{fov:03d}"
+
+
+def compressors(storage: StorageConfig) -> tuple[Any, ...]:
+    if storage.codec == "zstd":
+        return (ZstdCodec(level=storage.level),)
+    if storage.codec == "lz4":
+        return (BloscCodec(cname="lz4", clevel=min(storage.level, 9), shuffle="bitshuffle"),)
+    if storage.codec == "gzip":
+        return (GzipCodec(level=min(storage.level, 9)),)
+    return ()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class FovStore:
+    """The zarr groups, trace file and stage records of one FOV."""
+
+    def __init__(self, output: Path, fov: int, storage: StorageConfig):
+        self.fov = fov
+        self.root = Path(output) / fov_dirname(fov)
+        self.storage = storage
+        self._compressors = compressors(storage)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ arrays
+    @property
+    def images_path(self) -> Path:
+        return self.root / "images.zarr"
+
+    @property
+    def cells_path(self) -> Path:
+        return self.root / "cells.zarr"
+
+    def images(self, mode: str = "a") -> zarr.Group:
+        return zarr.open_group(self.images_path, mode=mode)
+
+    def create_stack(self, name: str, shape: tuple[int, int, int], dtype: Any,
+                     level: int = 0, chunks: tuple[int, ...] | None = None) -> zarr.Array:
+        """Create (replacing any partial one) ``images.zarr/<name>/<level>``, a chunk per frame."""
+        group = self.images()
+        return group.create_array(
+            f"{name}/{level}", shape=shape, dtype=dtype,
+            chunks=chunks or (1, *shape[1:]), compressors=self._compressors,
+            overwrite=True, fill_value=0,
+        )
+
+    def stack(self, name: str, level: int = 0) -> zarr.Array:
+        return zarr.open_array(self.images_path / name / str(level), mode="r")
+
+    def has_stack(self, name: str, level: int = 0) -> bool:
+        return (self.images_path / name / str(level) / "zarr.json").is_file()
+
+    def stack_names(self) -> list[str]:
+        if not self.images_path.is_dir():
+            return []
+        return sorted(p.name for p in self.images_path.iterdir() if (p / "0" / "zarr.json").is_file())
+
+    def remove(self, relative: str) -> None:
+        target = self.root / relative
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+    # ----------------------------------------------------------------- records
+    def _record_path(self, stage: str) -> Path:
+        return self.root / RECORDS_DIR / f"{stage}.json"
+
+    def is_done(self, stage: str, fingerprint: str) -> bool:
+        record = self.record(stage)
+        return record is not None and record.get("fingerprint") == fingerprint
+
+    def record(self, stage: str) -> dict[str, Any] | None:
+        path = self._record_path(stage)
+        try:
+            return json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def mark_done(self, stage: str, fingerprint: str, **info: Any) -> None:
+        atomic_write_text(self._record_path(stage), json.dumps({"fingerprint": fingerprint, **info}, indent=1))
+
+    def clear_record(self, stage: str) -> None:
+        self._record_path(stage).unlink(missing_ok=True)
+
+
+def write_small_array(group: zarr.Group, name: str, data: np.ndarray) -> None:
+    """Write a small whole array (metadata) in one chunk."""
+    group.create_array(name, data=data, chunks=data.shape or None, overwrite=True)

@@ -1,0 +1,29 @@
+"""The commented config template written by ``pyama config init``."""
+
+CONFIG_TEMPLATE = """\
+# pyama run config. Relative paths are relative to this file's folder.
+# Validate with: pyama config validate THIS_FILE      Run with: pyama run THIS_FILE
+input: data/experiment.nd2          # ND2, CZI, OME-TIFF, TIFF (see: pyama plugins list)
+output: out/
+reader: auto                        # or a reader name; 'pyama plugins doctor FILE' explains the choice
+reader_params: {}
+fovs: all                           # or "0-5, 7"
+z: {projection: none, plane: 0}     # for files with Z: a plane, or max / mean / sum projection
+channels:
+  pc: {channel: 0, features: [area, aspect_ratio]}
+  fl:
+    - {channel: 1, features: [intensity_total, intensity_mean]}
+segmentation: {method: logstd, params: {}}          # pyama plugins info logstd
+tracking: {method: iou_hungarian, params: {min_iou: 0.1}}
+background: {method: tiled_spline, params: {}}
+extraction:
+  background_weight: 1.0            # intensity = sum(raw - w * background), w in [0, 1]
+  min_frames: 30                    # keep cells present in at least this many frames
+  border_margin: 50                 # drop cells that come within this many px of an edge
+  frame_interval: 10.0              # minutes per frame when the file has no timestamps
+cropping: {enabled: true, padding: 5}
+caching: {enabled: true}
+storage: {codec: zstd, level: 3}
+execution: {executor: local, workers: 2}
+copy_only: false
+"""
