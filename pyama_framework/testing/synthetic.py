@@ -38,9 +38,9 @@ _LAYOUT_STREAM = 0
 _NOISE_STREAM = 1
 
 _PHASE_LEVEL = 3000.0  # phase-contrast background counts at the field centre
-_HALO_OFFSET = 1.0  # px outside the mask where the halo ring peaks
-_HALO_SIGMA = 1.0  # px, width of the halo ring
-_HALO_REACH = 6  # px drawn around a cell's box (halo < 0.1 count beyond)
+_HALO_OFFSET = 0.5  # px outside the mask where the halo ring peaks
+_HALO_SIGMA = 0.8  # px, width of the halo ring
+_HALO_REACH = 4  # px drawn around a cell's box (the halo is < 0.1 count beyond)
 _JITTER_STEP = 0.25  # px, std of each cell's random-walk step per frame
 _SPIN = 0.03  # rad/frame, maximum rotation speed
 _BRIGHTNESS_RANGE = (40.0, 800.0)  # peak fluorescence above background, counts (20x)
@@ -302,7 +302,9 @@ class SyntheticScene:
                 walk = np.cumsum(steps, axis=0)
                 f0 = int(rng.integers(1, n_t)) if role == "appears" else 0
                 walk -= walk[f0]
-                start, velocity = self._start_and_velocity(rng, role, major, minor, centres[:i], first[:i])
+                start, velocity = self._start_and_velocity(
+                    rng, role, major, minor, angle[f0], centres[:i], angles[:i], axes[:i], first[:i]
+                )
                 path = start + (drift + velocity) * (frames - f0)[:, None] + walk
                 reach = major + self.min_gap + 1
                 box = np.concatenate([path.min(axis=0) - reach, path.max(axis=0) + reach])
@@ -321,7 +323,7 @@ class SyntheticScene:
             sweep[i] = box
         return _Layout(centres, angles, axes, first, tuple(roles))
 
-    def _start_and_velocity(self, rng, role, major, minor, placed_centres, placed_first):
+    def _start_and_velocity(self, rng, role, major, minor, angle0, placed_centres, placed_angles, placed_axes, placed_first):
         """Centre at the cell's first frame and its own velocity (on top of the drift)."""
         size = np.array([self.height, self.width], dtype=float)
         zero = np.zeros(2)
@@ -345,10 +347,13 @@ class SyntheticScene:
         low, high = np.full(2, -0.5 * minor), size - 1 + 0.5 * minor
         anchors = np.flatnonzero(placed_first == 0)
         if anchors.size and rng.random() < _CLUSTER_FRACTION:
-            anchor = placed_centres[rng.choice(anchors), 0]
-            distance = major + self.cell_radius[1] + self.min_gap + 1 + rng.uniform(0, 4)
+            anchor = int(rng.choice(anchors))
             direction = rng.uniform(0, 2 * np.pi)
-            start = anchor + distance * np.array([np.sin(direction), np.cos(direction)])
+            unit = np.array([np.sin(direction), np.cos(direction)])
+            # Just beyond touching distance of the anchor along `direction` at frame 0.
+            reach = _support(unit[0], unit[1], placed_angles[anchor, 0], *placed_axes[anchor])
+            reach += _support(unit[0], unit[1], angle0, major, minor)
+            start = placed_centres[anchor, 0] + (reach + self.min_gap + 1 + rng.uniform(0.5, 4)) * unit
             if np.all(start >= low) and np.all(start <= high):
                 return start, zero
         return rng.uniform(low, high), zero
