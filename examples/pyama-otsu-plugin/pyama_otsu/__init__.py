@@ -1,0 +1,1 @@
+"""An example lab plugin for pyama: see plugin.py (registrations) and algorithms.py."""
