@@ -8,6 +8,7 @@ else. A stage whose record carries the current fingerprint is skipped.
 
 from __future__ import annotations
 
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,7 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
             report(stage.name, 1, 1)
             continue
         store.clear_record(stage.name)
+        started = time.perf_counter()
         try:
             info = stage.run(ctx) or {}
         except Cancelled:
@@ -117,6 +119,7 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
                 continue
             outcome.status, outcome.error = "failed", f"{stage.name}: {message}"
             break
+        info["seconds"] = round(time.perf_counter() - started, 3)
         store.mark_done(stage.name, fp, **info)
         outcome.ran.append(stage.name)
         outcome.info.update({f"{stage.name}_{k}": v for k, v in info.items()})
