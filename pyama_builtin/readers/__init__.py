@@ -67,7 +67,7 @@ class BioioParams(PluginParams):
 
     plugin: str | None = Field(
         None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$",
-        description=("Installed bioio reader plugin to use (e.g. 'bioio_nd2'); by default bioio "
+        description=("Installed bioio reader plugin to use (e.g. 'bioio-nd2'); by default bioio "
                      "picks one from the file"),
     )
     split_rgb: bool = Field(False, description=_SPLIT_RGB)
