@@ -23,12 +23,16 @@ def frames(scene) -> list[SyntheticFrame]:
     return list(scene.frames())
 
 
+def _images(f: SyntheticFrame) -> tuple[np.ndarray, ...]:
+    return (f.phase, f.labels, *f.fluorescence, *f.background)
+
+
 def test_same_arguments_give_byte_identical_frames(scene):
     again = SyntheticScene(height=256, width=320, n_frames=8, n_cells=30, n_fluorescence=2, seed=3)
     assert again.cells == scene.cells
     for t in (4, 0):  # order of rendering must not matter
         a, b = scene.frame(t), again.frame(t)
-        for x, y in zip((a.phase, a.labels, *a.fluorescence, *a.background), (b.phase, b.labels, *b.fluorescence, *b.background)):
+        for x, y in zip(_images(a), _images(b)):
             assert x.tobytes() == y.tobytes()
         np.testing.assert_array_equal(a.intensity_total, b.intensity_total)
     other = SyntheticScene(height=256, width=320, n_frames=8, n_cells=30, n_fluorescence=2, seed=4)
@@ -75,7 +79,8 @@ def test_cells_keep_the_minimum_gap_in_every_frame(scene, frames):
     for f in frames:
         labels = f.labels.astype(np.int64)
         largest = ndimage.maximum_filter(labels, footprint=disk, mode="constant")
-        smallest = ndimage.minimum_filter(np.where(labels > 0, labels, 2**20), footprint=disk, mode="constant", cval=2**20)
+        nonzero = np.where(labels > 0, labels, 2**20)
+        smallest = ndimage.minimum_filter(nonzero, footprint=disk, mode="constant", cval=2**20)
         cell = labels > 0
         assert np.all(largest[cell] == labels[cell]) and np.all(smallest[cell] == labels[cell])
 
@@ -112,8 +117,10 @@ def test_cells_appear_mid_movie_and_cross_the_edge(scene, frames):
 
 
 def test_intensity_total_is_the_signal_put_into_the_image(scene):
-    phase, fluorescence, background, labels, visible, totals, _, _ = scene._render(5)
-    quiet = SyntheticScene(height=256, width=320, n_frames=8, n_cells=30, n_fluorescence=2, seed=3, noise=False).frame(5)
+    exact = scene._render(5)  # float images before noise and rounding
+    fluorescence, background, labels = exact.fluorescence, exact.background, exact.labels
+    visible, totals = exact.visible, exact.intensity_total
+    quiet = SyntheticScene(256, 320, n_frames=8, n_cells=30, n_fluorescence=2, seed=3, noise=False).frame(5)
     brightness = []
     for c in range(2):
         signal = fluorescence[c].astype(np.float64) - background[c]
@@ -122,7 +129,8 @@ def test_intensity_total_is_the_signal_put_into_the_image(scene):
         np.testing.assert_allclose(measured[visible], totals[c][visible], rtol=1e-5, atol=1e-2)
         assert np.all(signal[labels == 0] == 0)  # no signal outside the masks
         # Noise-free uint16 frames differ from the truth only by rounding (<= 0.5 per pixel).
-        rounded = np.bincount(labels.ravel(), weights=(quiet.fluorescence[c] - background[c]).ravel(), minlength=31)[1:]
+        quiet_signal = quiet.fluorescence[c] - background[c]
+        rounded = np.bincount(labels.ravel(), weights=quiet_signal.ravel(), minlength=31)[1:]
         assert np.all(np.abs(rounded - totals[c])[visible] <= 0.5 * area[visible] + 1e-6)
         brightness.append(totals[c][visible] / area[visible])
     brightness = np.concatenate(brightness)
@@ -150,8 +158,10 @@ def test_too_many_cells_is_a_clear_error():
 
 
 def test_ome_tiff_round_trip(tmp_path):
-    scenes = [SyntheticScene(height=64, width=96, n_frames=3, n_cells=4, n_fluorescence=1, seed=s) for s in (1, 2)]
-    path = write_ome_tiff(tmp_path / "demo.ome.tif", scenes, channel_names=["PC", "GFP"], pixel_size_um=0.5, frame_interval_s=300.0)
+    scenes = [SyntheticScene(64, 96, n_frames=3, n_cells=4, n_fluorescence=1, seed=s) for s in (1, 2)]
+    path = write_ome_tiff(
+        tmp_path / "demo.ome.tif", scenes, channel_names=["PC", "GFP"], pixel_size_um=0.5, frame_interval_s=300.0
+    )
     with tifffile.TiffFile(path) as tif:
         assert tif.is_ome and len(tif.series) == 2
         for scene, series in zip(scenes, tif.series):

@@ -25,7 +25,7 @@ per-cell array in a :class:`SyntheticFrame` is indexed by ``i``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -135,13 +135,20 @@ class SyntheticFrame:
 
 @dataclass(frozen=True)
 class _Layout:
-    """Per-cell arrays the renderer and the placement check work on."""
+    """Shapes and paths of ``n`` cells; a candidate during placement is a layout of one."""
 
     centres: np.ndarray  # (n, T, 2) float64, (y, x)
     angles: np.ndarray  # (n, T) float64
     axes: np.ndarray  # (n, 2) float64, (major, minor)
     first_frame: np.ndarray  # (n,) int64
     roles: tuple[str, ...]
+
+    def take(self, index) -> "_Layout":
+        """The cells selected by ``index`` (a slice, index array or boolean mask)."""
+        roles = np.asarray(self.roles, dtype=object)[index]
+        return _Layout(
+            self.centres[index], self.angles[index], self.axes[index], self.first_frame[index], tuple(roles)
+        )
 
 
 def _support(uy: np.ndarray, ux: np.ndarray, angle: np.ndarray, major, minor) -> np.ndarray:
@@ -238,13 +245,7 @@ class SyntheticScene:
         roles = self._roles(enter_leave, appear_mid_movie)
         layout = self._place_cells(rng, roles)
         order = rng.permutation(len(roles))  # track IDs say nothing about roles
-        self._layout = _Layout(
-            centres=layout.centres[order],
-            angles=layout.angles[order],
-            axes=layout.axes[order],
-            first_frame=layout.first_frame[order],
-            roles=tuple(layout.roles[i] for i in order),
-        )
+        self._layout = layout.take(order)
         n = self.n_cells
         self._brightness = np.exp(rng.uniform(*np.log(_BRIGHTNESS_RANGE), size=(n, self.n_fluorescence)))
         self._brightness_rate = rng.uniform(-0.02, 0.03, size=n)
@@ -278,105 +279,119 @@ class SyntheticScene:
         n_appear = max(1, round(0.1 * n)) if appear_mid_movie and self.n_frames >= 2 else 0
         n_appear = min(n_appear, n - n_cross)
         # Moving cells first: they sweep the most space and are hardest to fit later.
-        return ["enters"] * n_enter + ["leaves"] * n_leave + ["appears"] * n_appear + ["regular"] * (n - n_cross - n_appear)
+        n_regular = n - n_cross - n_appear
+        return ["enters"] * n_enter + ["leaves"] * n_leave + ["appears"] * n_appear + ["regular"] * n_regular
 
     def _place_cells(self, rng: np.random.Generator, roles: list[str]) -> _Layout:
-        """Rejection-sample every cell's shape and path until it keeps its distance from all
-        cells placed before it, in every frame both exist."""
+        """Rejection-sample each cell's shape and path until it keeps ``min_gap`` from every
+        cell placed before it, in every frame both exist."""
         n, n_t = len(roles), self.n_frames
-        centres = np.zeros((n, n_t, 2))
-        angles = np.zeros((n, n_t))
-        axes = np.zeros((n, 2))
-        first = np.zeros(n, dtype=np.int64)
-        sweep = np.zeros((n, 4))  # box swept by each placed path, grown by radius + gap
-        frames = np.arange(n_t)
-        drift = np.array(self.drift)
-        lo, hi = self.cell_radius
+        placed = _Layout(
+            centres=np.zeros((n, n_t, 2)),
+            angles=np.zeros((n, n_t)),
+            axes=np.zeros((n, 2)),
+            first_frame=np.zeros(n, dtype=np.int64),
+            roles=tuple(roles),
+        )
+        swept = np.zeros((n, 4))  # box [y0, x0, y1, x1] swept by each placed cell
         for i, role in enumerate(roles):
+            before = placed.take(slice(0, i))
             for _ in range(_ATTEMPTS_PER_CELL):
-                major = rng.uniform(lo, hi)
-                minor = rng.uniform(lo, major)
-                angle = rng.uniform(0, np.pi) + rng.uniform(-_SPIN, _SPIN) * frames
-                steps = rng.normal(0.0, _JITTER_STEP, size=(n_t, 2))
-                steps[0] = 0.0
-                walk = np.cumsum(steps, axis=0)
-                f0 = int(rng.integers(1, n_t)) if role == "appears" else 0
-                walk -= walk[f0]
-                start, velocity = self._start_and_velocity(
-                    rng, role, major, minor, angle[f0], centres[:i], angles[:i], axes[:i], first[:i]
-                )
-                path = start + (drift + velocity) * (frames - f0)[:, None] + walk
-                reach = major + self.min_gap + 1
+                candidate = self._candidate(rng, role, before)
+                path = candidate.centres[0]
+                reach = candidate.axes[0, 0] + self.min_gap + 1
                 box = np.concatenate([path.min(axis=0) - reach, path.max(axis=0) + reach])
-                near = np.flatnonzero(
-                    (sweep[:i, 0] < box[2] + hi) & (box[0] < sweep[:i, 2] + hi)
-                    & (sweep[:i, 1] < box[3] + hi) & (box[1] < sweep[:i, 3] + hi)
+                # Only cells whose swept boxes come near can collide; test those exactly.
+                near = (
+                    (swept[:i, 0] < box[2]) & (box[0] < swept[:i, 2])
+                    & (swept[:i, 1] < box[3]) & (box[1] < swept[:i, 3])
                 )
-                if self._clear(path, angle, major, minor, f0, centres[near], angles[near], axes[near], first[near]):
+                if self._clear(candidate, before.take(near)):
                     break
             else:
                 raise ValueError(
                     f"could not place cell {i + 1} of {n} with a {self.min_gap:g} px gap in a "
                     f"{self.height}x{self.width} field; lower n_cells, cell_radius or min_gap"
                 )
-            centres[i], angles[i], axes[i], first[i] = path, angle, (major, minor), f0
-            sweep[i] = box
-        return _Layout(centres, angles, axes, first, tuple(roles))
+            placed.centres[i], placed.angles[i] = candidate.centres[0], candidate.angles[0]
+            placed.axes[i], placed.first_frame[i] = candidate.axes[0], candidate.first_frame[0]
+            swept[i] = box
+        return placed
 
-    def _start_and_velocity(self, rng, role, major, minor, angle0, placed_centres, placed_angles, placed_axes, placed_first):
-        """Centre at the cell's first frame and its own velocity (on top of the drift)."""
+    def _candidate(self, rng: np.random.Generator, role: str, placed: _Layout) -> _Layout:
+        """A random shape and path for one cell of ``role``: start position, own velocity
+        plus the common drift, a small random walk and a slow rotation."""
+        n_t = self.n_frames
+        frames = np.arange(n_t)
+        lo, hi = self.cell_radius
+        major = rng.uniform(lo, hi)
+        minor = rng.uniform(lo, major)
+        angles = rng.uniform(0, np.pi) + rng.uniform(-_SPIN, _SPIN) * frames
+        first = int(rng.integers(1, n_t)) if role == "appears" else 0
+        steps = rng.normal(0.0, _JITTER_STEP, size=(n_t, 2))
+        walk = np.cumsum(steps, axis=0)
+        walk -= walk[first]  # the start position holds at the first frame
+        start, velocity = self._start_and_velocity(rng, role, major, minor, angles[first], placed)
+        path = start + (np.array(self.drift) + velocity) * (frames - first)[:, None] + walk
+        return _Layout(path[None], angles[None], np.array([[major, minor]]), np.array([first]), (role,))
+
+    def _start_and_velocity(
+        self, rng: np.random.Generator, role: str, major: float, minor: float, angle: float, placed: _Layout
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Centre at the cell's first frame, and its own velocity on top of the drift."""
         size = np.array([self.height, self.width], dtype=float)
-        zero = np.zeros(2)
+        still = np.zeros(2)
         if role == "appears":  # fully inside the field when it appears
-            return rng.uniform(major + 2, size - 1 - major - 2), zero
+            return rng.uniform(major + 2, size - 1 - major - 2), still
         if role in ("enters", "leaves"):
             axis = int(rng.integers(2))  # crosses a horizontal (0) or vertical (1) edge
-            far_side = bool(rng.integers(2))
+            # Fully outside (allowing for the random walk) at one end of the movie, fully
+            # inside at the other.
             outside = -(major + 1 + rng.uniform(0, 3)) - 3 * _JITTER_STEP * np.sqrt(self.n_frames)
             inside = major + 2 + rng.uniform(0, 10)
             begin, end = (outside, inside) if role == "enters" else (inside, outside)
-            if far_side:
+            if rng.integers(2):  # the far edge instead
                 begin, end = size[axis] - 1 - begin, size[axis] - 1 - end
             start = rng.uniform(major + 2, size - 1 - major - 2)
             start[axis] = begin
-            velocity = zero.copy()
+            velocity = still.copy()
             velocity[axis] = (end - begin) / (self.n_frames - 1) - self.drift[axis]
             return start, velocity
-        # regular: uniform, or next to an existing cell to make dense clusters; the centre
-        # may lie up to minor/2 outside the field, so the mask is clipped but never empty.
+        # Regular: uniform, or just beyond touching distance of a cell present from frame 0
+        # to make dense clusters. The centre may lie up to minor/2 outside the field, so the
+        # mask can be clipped by the edge but is never empty.
         low, high = np.full(2, -0.5 * minor), size - 1 + 0.5 * minor
-        anchors = np.flatnonzero(placed_first == 0)
+        anchors = np.flatnonzero(placed.first_frame == 0)
         if anchors.size and rng.random() < _CLUSTER_FRACTION:
             anchor = int(rng.choice(anchors))
             direction = rng.uniform(0, 2 * np.pi)
-            unit = np.array([np.sin(direction), np.cos(direction)])
-            # Just beyond touching distance of the anchor along `direction` at frame 0.
-            reach = _support(unit[0], unit[1], placed_angles[anchor, 0], *placed_axes[anchor])
-            reach += _support(unit[0], unit[1], angle0, major, minor)
-            start = placed_centres[anchor, 0] + (reach + self.min_gap + 1 + rng.uniform(0.5, 4)) * unit
+            uy, ux = np.sin(direction), np.cos(direction)
+            touching = _support(uy, ux, placed.angles[anchor, 0], *placed.axes[anchor])
+            touching += _support(uy, ux, angle, major, minor)
+            distance = touching + self.min_gap + 1 + rng.uniform(0.5, 4)
+            start = placed.centres[anchor, 0] + distance * np.array([uy, ux])
             if np.all(start >= low) and np.all(start <= high):
-                return start, zero
-        return rng.uniform(low, high), zero
+                return start, still
+        return rng.uniform(low, high), still
 
-    def _clear(self, path, angle, major, minor, f0, others, other_angles, other_axes, other_first) -> bool:
-        """True if the candidate's ellipse stays ``min_gap + 1`` px from every other one.
+    def _clear(self, candidate: _Layout, others: _Layout) -> bool:
+        """True if the candidate ellipse stays ``min_gap + 1`` px from each of ``others`` in
+        every frame both exist.
 
         Two convex sets whose projections on the line joining their centres are ``g`` apart
         are at least ``g`` apart, so comparing the centre distance with the sum of the two
         projected half-widths is a sufficient (slightly conservative) test.
         """
-        if len(others) == 0:
+        if len(others.roles) == 0:
             return True
-        delta = path[None] - others  # (k, T, 2)
+        delta = candidate.centres - others.centres  # (k, T, 2)
         distance = np.hypot(delta[..., 0], delta[..., 1])
         safe = np.maximum(distance, 1e-9)
         uy, ux = delta[..., 0] / safe, delta[..., 1] / safe
-        gap = (
-            distance
-            - _support(uy, ux, angle[None], major, minor)
-            - _support(uy, ux, other_angles, other_axes[:, :1], other_axes[:, 1:])
-        )
-        both = np.arange(self.n_frames)[None] >= np.maximum(other_first, f0)[:, None]
+        gap = distance
+        for cells in (candidate, others):
+            gap = gap - _support(uy, ux, cells.angles, cells.axes[:, :1], cells.axes[:, 1:])
+        both = np.arange(self.n_frames) >= np.maximum(others.first_frame, candidate.first_frame)[:, None]
         return bool(np.all(gap[both] >= self.min_gap + 1))
 
     def _choose_dropout(self, rng: np.random.Generator) -> tuple[int, int]:
@@ -433,13 +448,9 @@ class SyntheticScene:
             fluorescence.append((shade * (1 - np.float32(vignette) * radius2)).astype(np.float32, copy=False))
         return phase.astype(np.float32, copy=False), tuple(fluorescence)
 
-    def _render(self, t: int):
-        """Noise-free float images and the ground truth of frame ``t``.
-
-        Returns ``(phase, fluorescence, background, labels, visible, intensity_total, area,
-        bboxes)``; ``phase`` and ``fluorescence`` are float32 and ``fluorescence[c] -
-        background[c]`` is exactly the drawn cell signal.
-        """
+    def _render(self, t: int) -> SyntheticFrame:
+        """Frame ``t`` before noise and rounding: ``phase`` and ``fluorescence`` are float32,
+        and ``fluorescence[c] - background[c]`` is exactly the drawn cell signal."""
         if not 0 <= t < self.n_frames:
             raise IndexError(f"frame {t} out of range [0, {self.n_frames})")
         lay = self._layout
@@ -483,9 +494,8 @@ class SyntheticScene:
             rho = np.sqrt(rho2)
             radius = np.hypot(dx, dy)
             outside = radius - radius / np.maximum(rho, 1e-6)
-            texture = sum(
-                np.sin(self._wave_u[i, k] * u + self._wave_v[i, k] * v + self._wave_phase[i, k]) for k in range(3)
-            )
+            waves = zip(self._wave_u[i], self._wave_v[i], self._wave_phase[i])
+            texture = sum(np.sin(ku * u + kv * v + phi) for ku, kv, phi in waves)
             body = self._body_depth[i] * (-(1.0 - 0.35 * rho2) + 0.12 * texture)
             halo = self._halo_height[i] * np.exp(-0.5 * ((outside - _HALO_OFFSET) / _HALO_SIGMA) ** 2)
             phase[y0:y1, x0:x1] += np.where(mask, body, 0.0).astype(np.float32) + halo.astype(np.float32)
@@ -497,23 +507,27 @@ class SyntheticScene:
                 signal = (self._brightness[i, c] * trend * profile).astype(np.float32)
                 fluorescence[c][y0:y1, x0:x1] += signal
                 totals[c, i] = signal.sum(dtype=np.float64)
-        return phase, tuple(fluorescence), background, labels, visible, tuple(totals), area, bboxes
+        return SyntheticFrame(
+            phase=phase,
+            fluorescence=tuple(fluorescence),
+            labels=labels,
+            background=background,
+            visible=visible,
+            intensity_total=tuple(totals),
+            area=area,
+            bboxes=bboxes,
+            t=t,
+        )
 
     def frame(self, t: int) -> SyntheticFrame:
         """Render frame ``t`` (deterministic; independent of which frames were rendered
         before). Memory is a few (H, W) arrays; cells are drawn inside their boxes only."""
-        phase, fluorescence, background, labels, visible, totals, area, bboxes = self._render(t)
+        exact = self._render(t)
         rng = np.random.default_rng([self.seed, _NOISE_STREAM, t])
-        return SyntheticFrame(
-            phase=self._expose(phase, rng),
-            fluorescence=tuple(self._expose(image, rng) for image in fluorescence),
-            labels=labels,
-            background=background,
-            visible=visible,
-            intensity_total=totals,
-            area=area,
-            bboxes=bboxes,
-            t=t,
+        return replace(
+            exact,
+            phase=self._expose(exact.phase, rng),
+            fluorescence=tuple(self._expose(image, rng) for image in exact.fluorescence),
         )
 
     def _expose(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -536,7 +550,7 @@ class SyntheticScene:
 def demo_scene(fov: int, n_frames: int = 12) -> SyntheticScene:
     """Small scene for ``pyama demo``: 256 x 256 px, 25 cells, one fluorescence channel;
     each ``fov`` gets its own layout."""
-    return SyntheticScene(height=256, width=256, n_frames=n_frames, n_cells=25, n_fluorescence=1, seed=1000 + fov)
+    return SyntheticScene(256, 256, n_frames=n_frames, n_cells=25, n_fluorescence=1, seed=1000 + fov)
 
 
 def _planes(scene: SyntheticScene) -> Iterator[np.ndarray]:
@@ -591,7 +605,7 @@ def write_ome_tiff(
         if other != shape:
             raise ValueError(f"scene {index} has (T, C, Y, X) {other}, scene 0 has {shape}; all must match")
     n_t, n_c = shape[:2]
-    names = list(channel_names) if channel_names is not None else ["phase"] + [f"fl_{c}" for c in range(1, n_c)]
+    names = ["phase"] + [f"fl_{c}" for c in range(1, n_c)] if channel_names is None else list(channel_names)
     if len(names) != n_c:
         raise ValueError(f"{len(names)} channel names given for {n_c} channels")
     path = Path(path)
@@ -616,5 +630,6 @@ def write_ome_tiff(
                     "DeltaTUnit": ["s"] * n_planes,
                 },
             }
-            tif.write(_planes(scene), shape=shape, dtype=np.uint16, photometric="minisblack", metadata=metadata)
+            planes = _planes(scene)  # a generator: tifffile pulls one plane at a time
+            tif.write(planes, shape=shape, dtype=np.uint16, photometric="minisblack", metadata=metadata)
     return path
