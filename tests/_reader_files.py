@@ -57,14 +57,17 @@ def write_ome_series(path: Path, data: np.ndarray, channel_names=CHANNELS, pixel
             tif.write(fov, compression=compression, metadata={
                 "axes": "TZCYX", "Channel": {"Name": list(channel_names)},
                 "PhysicalSizeX": pixel_size_um, "PhysicalSizeY": pixel_size_um,
-                "Plane": {"DeltaT": delta_t, "DeltaTUnit": "s"},
+                "Plane": {"DeltaT": delta_t},  # seconds
             })
     return path
 
 
 def write_ome_p_axis(path: Path, data: np.ndarray, pixel_size_um: float = PIXEL_SIZE_UM) -> Path:
-    """A single OME Image whose positions are a P axis (PTZCYX)."""
-    tifffile.imwrite(path, data, metadata={"axes": "PTZCYX", "PhysicalSizeX": pixel_size_um,
+    """A single OME Image whose positions are a P axis (PTCYX; tifffile stores P as an OME
+    modulo dimension, and allows no Z next to it)."""
+    if data.shape[2] != 1:
+        raise ValueError("write_ome_p_axis writes files without Z")
+    tifffile.imwrite(path, data[:, :, 0], metadata={"axes": "PTCYX", "PhysicalSizeX": pixel_size_um,
                                            "PhysicalSizeY": pixel_size_um})
     return path
 

@@ -91,7 +91,8 @@ class TiffReader(Reader):
                              _AXES_FIX)
         unknown = [a for a, n in zip(lead_axes, lead_shape) if a not in _KNOWN_AXES and n > 1]
         if unknown:
-            raise file_error(self.path, f"axes {''.join(lead_axes)} of shape {lead_shape} include "
+            raise file_error(self.path, f"axes {''.join(lead_axes) + page_axes} of shape "
+                             f"{tuple(lead_shape) + tuple(page_shape)} include "
                              f"{''.join(unknown)}, which pyama does not know as position, time, "
                              "channel or Z", _AXES_FIX)
         size = dict(zip(lead_axes, lead_shape))
