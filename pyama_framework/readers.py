@@ -42,9 +42,12 @@ def file_error(path: Path | str, problem: str, fix: str = "") -> ReaderError:
     return ReaderError(f"{path}: {problem}" + (f"; {fix}" if fix else ""))
 
 
-def describe_exception(exc: BaseException) -> str:
-    """``"TypeName: message"`` of a library exception, for embedding in a one-line error."""
-    text = str(exc).strip()
+def describe_exception(exc: BaseException, limit: int = 160) -> str:
+    """``"TypeName: message"`` of a library exception, shortened to ``limit`` characters,
+    for embedding in a one-line error."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -21,6 +21,7 @@ from ._common import channel_layout, check_within_file
 
 _MODERN_MAGIC = b"\xda\xce\xbe\n"
 _LEGACY_MAGIC = b"\x00\x00\x00\x0c"  # JPEG2000-based ND2 from NIS-Elements < 4
+_CHUNKMAP_SIGNATURE = b"ND2 CHUNK MAP SIGNATURE 0000001!"
 _SUPPORTED_AXES = {"P", "T", "Z", "C", "Y", "X", "S"}
 
 
@@ -46,6 +47,7 @@ class ND2Reader(Reader):
 
     def __init__(self, path: Path, split_rgb: bool = False) -> None:
         self.path = Path(path)
+        _check_chunk_map(self.path)
         try:
             self._file = nd2.ND2File(self.path)
         except Exception as exc:
@@ -156,3 +158,14 @@ class ND2Reader(Reader):
 
     def close(self) -> None:
         self._file.close()
+
+
+def _check_chunk_map(path: Path) -> None:
+    """Modern ND2 files end with the chunk map's signature; a cut-off copy does not."""
+    if read_head(path, 4) != _MODERN_MAGIC:
+        return
+    with open(path, "rb") as fh:
+        fh.seek(max(path.stat().st_size - 40, 0))
+        if not fh.read(40).startswith(_CHUNKMAP_SIGNATURE):
+            raise file_error(path, "file is truncated: the ND2 chunk map that closes the file is missing",
+                             "copy the file again from the acquisition computer")

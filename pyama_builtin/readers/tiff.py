@@ -9,7 +9,9 @@ page stacks carry no axes; the ``axes`` (and ``sizes``) parameters name them.
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -25,6 +27,8 @@ _FOV_AXES = "PR"  # tifffile: P as written by tifffile users, R = Micro-Manager 
 _KNOWN_AXES = set("PRTCZ")
 _LENGTH_UM = {"pm": 1e-6, "Å": 1e-4, "nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
 _TIME_S = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
+# tifffile logs (and then skips) structures that point outside the file or do not parse
+_DAMAGE = re.compile(r"invalid .*offset|corrupted|truncated|suspicious number|beyond end", re.IGNORECASE)
 _AXES_FIX = "set 'reader_params: {axes: ...}' (e.g. 'TCYX') and, for a plain page stack, 'sizes'"
 
 
@@ -56,19 +60,24 @@ class TiffReader(Reader):
     def __init__(self, path: Path, axes: str | None = None, sizes: dict[str, int] | None = None,
                  split_rgb: bool = False) -> None:
         self.path = Path(path)
-        try:
-            self._tif = tifffile.TiffFile(self.path)
-            series = list(self._tif.series)
-        except Exception as exc:
-            raise file_error(self.path, f"cannot open as TIFF ({describe_exception(exc)})",
-                             "the file may be truncated or damaged; copy it again") from None
         self._fh = None
-        try:
-            self._open(series, axes, dict(sizes or {}), split_rgb)
-            self._fh = open(self.path, "rb")
-        except BaseException:
-            self._tif.close()
-            raise
+        with _TifffileWarnings() as warned:
+            try:
+                self._tif = tifffile.TiffFile(self.path)
+                series = list(self._tif.series)
+            except Exception as exc:
+                raise file_error(self.path, f"cannot open as TIFF ({describe_exception(exc)})",
+                                 "the file may be truncated or damaged; copy it again") from None
+            try:
+                damage = next((m for m in warned.messages if _DAMAGE.search(m)), None)
+                if damage:  # tifffile skips what it cannot parse; we refuse instead of guessing
+                    raise file_error(self.path, f"file is truncated or damaged (tifffile: {damage})",
+                                     "copy the file again")
+                self._open(series, axes, dict(sizes or {}), split_rgb)
+                self._fh = open(self.path, "rb")
+            except BaseException:
+                self._tif.close()
+                raise
 
     # ------------------------------------------------------------------ opening
     def _open(self, series: list, axes: str | None, sizes: dict[str, int], split_rgb: bool) -> None:
@@ -230,6 +239,28 @@ class TiffReader(Reader):
         if self._fh is not None:
             self._fh.close()
         self._tif.close()
+
+
+class _TifffileWarnings(logging.Handler):
+    """Collect what tifffile logs while a file is opened, instead of printing it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self._logger = logging.getLogger("tifffile")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(" ".join(record.getMessage().split()))
+
+    def __enter__(self) -> "_TifffileWarnings":
+        self._propagate = self._logger.propagate
+        self._logger.addHandler(self)
+        self._logger.propagate = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.propagate = self._propagate
 
 
 def _children(element: ET.Element, name: str) -> list[ET.Element]:
