@@ -48,15 +48,17 @@ class ND2Reader(Reader):
     def __init__(self, path: Path, split_rgb: bool = False) -> None:
         self.path = Path(path)
         _check_chunk_map(self.path)
+        self._handle = _UnmappedFile(self.path)
         try:
-            self._file = nd2.ND2File(self.path)
+            self._file = nd2.ND2File(self._handle)
         except Exception as exc:
+            self._handle.close()
             raise file_error(self.path, f"cannot open as ND2 ({describe_exception(exc)})",
                              "the file may be truncated or damaged; copy it again") from None
         try:
             self._open(split_rgb)
         except BaseException:
-            self._file.close()
+            self.close()
             raise
 
     def _open(self, split_rgb: bool) -> None:
@@ -158,6 +160,36 @@ class ND2Reader(Reader):
 
     def close(self) -> None:
         self._file.close()
+        self._handle.close()
+
+
+class _UnmappedFile:
+    """A binary file the nd2 library reads with seek/read instead of memory-mapping it.
+
+    Given a path (or a real file object) the library maps the whole file; every page it
+    touches then counts as resident memory of the process, so copying a 4 GB file would show
+    4 GB resident. Through this wrapper each frame is one ``read`` into a fresh buffer.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fh = open(path, "rb")
+        self.name = str(path)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._fh.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def close(self) -> None:
+        self._fh.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
 
 
 def _check_chunk_map(path: Path) -> None:
