@@ -1,0 +1,55 @@
+"""Built-in trackers (registration only; the algorithms are imported when a tracker runs)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pyama_framework import TrackerRegistration, hookimpl
+from pyama_framework.types import PluginParams
+
+
+class IouHungarianParams(PluginParams):
+    """Parameters of the ``iou_hungarian`` tracker."""
+
+    min_iou: float = Field(
+        0.1, ge=0.0, le=1.0,
+        description="Smallest intersection over union for a cell to keep an ID across frames.",
+    )
+    iou: Literal["mask", "bbox"] = Field(
+        "mask",
+        description="Overlap measure: exact mask IoU, or bounding-box IoU (pyama-core's "
+                    "approximation; can link cells whose boxes overlap but masks barely do).",
+    )
+    min_size: int = Field(
+        0, ge=0, le=10_000_000,
+        description="Cells with fewer pixels are dropped before tracking (0 keeps all).",
+    )
+    max_size: int | None = Field(
+        None, ge=1, le=100_000_000,
+        description="Cells with more pixels are dropped before tracking (null: no limit).",
+    )
+    max_gap: int = Field(
+        1, ge=0, le=10,
+        description="Frames a cell may be missing from the segmentation and keep its ID "
+                    "(gap closing against the last mask of recently lost tracks; 0 = off).",
+    )
+
+    @model_validator(mode="after")
+    def _sizes_ordered(self) -> "IouHungarianParams":
+        if self.max_size is not None and self.max_size < self.min_size:
+            raise ValueError(f"max_size ({self.max_size}) is smaller than min_size "
+                             f"({self.min_size})")
+        return self
+
+
+@hookimpl
+def pyama_trackers():
+    yield TrackerRegistration(
+        name="iou_hungarian",
+        summary="Mask IoU between frames + Hungarian assignment, new IDs in any frame, "
+                "gap closing",
+        implementation="pyama_builtin.tracking.iou_hungarian:track_iou_hungarian",
+        params=IouHungarianParams,
+    )
