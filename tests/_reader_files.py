@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import struct
+
 import numpy as np
 import tifffile
 
@@ -44,6 +46,30 @@ def write_czi(path: Path, data: np.ndarray, channel_names=CHANNELS, pixel_size_u
                                   location=(1000 * p, 500 * p))
         czi.write_metadata(channel_names=dict(enumerate(channel_names)),
                            scale_x=pixel_size_um * 1e-6, scale_y=pixel_size_um * 1e-6)  # CZI stores metres
+    return path
+
+
+def add_czi_timestamps(path: Path, times_s) -> Path:
+    """Append a ZEN-style ``TimeStamps`` attachment (CZTIMS) to a CZI file written by libCZI,
+    which writes none: an attachment segment, an attachment directory, and the header's
+    pointer to that directory, laid out as the CZI specification (and czifile) define."""
+    times = np.asarray(times_s, "<f8")
+    content = struct.pack("<ii", 8 + times.nbytes, times.size) + times.tobytes()
+
+    def segment(sid: bytes, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 32)
+        return struct.pack("<16sqq", sid, len(body), len(body)) + body
+
+    with open(path, "r+b") as fh:
+        attachment_at = fh.seek(0, 2)
+        attachment_at += fh.write(b"\0" * (-attachment_at % 32))
+        entry = struct.pack("<2s10sqi16s8s80s", b"A1", b"", attachment_at, 0, b"\0" * 16, b"CZTIMS", b"TimeStamps")
+        body = struct.pack("<i12x", len(content)) + entry + b"\0" * 112 + content
+        fh.write(segment(b"ZISRAWATTACH", body))
+        directory_at = fh.tell()
+        fh.write(segment(b"ZISRAWATTDIR", struct.pack("<i252x", 1) + entry))
+        fh.seek(32 + 72)  # FileHeaderSegment.AttachmentDirectoryPosition
+        fh.write(struct.pack("<q", directory_at))
     return path
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _reader_files import PIXEL_SIZE_UM, all_frames_equal, movie, write_czi
+from _reader_files import PIXEL_SIZE_UM, add_czi_timestamps, all_frames_equal, movie, write_czi
 from pyama_builtin.readers.czi import CziReader
 from pyama_framework.readers import ReaderError
 
@@ -74,3 +74,12 @@ def test_scenes_of_different_size_are_refused_at_open(tmp_path):
     with pytest.raises(ReaderError, match="scenes differ in size") as info:
         CziReader(path)
     assert str(info.value).startswith(f"{path}: ")
+
+
+def test_timestamps_from_the_timestamps_attachment(tmp_path):
+    data = movie(n_fov=2, n_t=4)
+    path = add_czi_timestamps(write_czi(tmp_path / "t.czi", data), [5.0, 65.0, 125.5, 185.0])
+    with CziReader(path) as reader:
+        # one time per T for all scenes, relative to the first time point
+        assert reader.metadata.timestamps_s == ((0.0, 60.0, 120.5, 180.0),) * 2
+        assert all_frames_equal(reader, data)

@@ -138,7 +138,8 @@ class CziReader(Reader):
         check_within_file(self.path, end, "the last subblock")
 
     def _timestamps(self, n_scenes: int, n_frames: int) -> tuple | None:
-        """Times of the T indices from the ``TimeStamps`` attachment (seconds), if present."""
+        """Times of the T indices from the ``TimeStamps`` attachment, in seconds from the first
+        time point, if present."""
         try:
             if not self._czi.header.attachment_directory_position:
                 return None
