@@ -138,3 +138,15 @@ def test_invalid_reader_params_are_a_config_error(registry, files):
         open_reader(files["m.tif"], registry.get("reader", "tiff"), {"axes": "XY"})
     with pytest.raises(ConfigError, match="unknown_option"):
         open_reader(files["m.nd2"], registry.get("reader", "nd2"), {"unknown_option": 1})
+
+
+def test_plugins_doctor_shows_every_verdict_and_the_choice(files):
+    from conftest import pyama
+
+    result = pyama("plugins", "doctor", str(files["m.nd2"]))
+    assert result.returncode == 0, result.stderr
+    for name in ("nd2", "czi", "tiff", "bioio"):
+        assert name in result.stdout
+    assert "chosen reader: nd2" in result.stdout
+    refused = pyama("plugins", "doctor", str(files["m.nd2"].with_name("nope.nd2")))
+    assert refused.returncode != 0 and "file not found" in refused.stderr
