@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import struct
+import uuid
 
 import numpy as np
 import tifffile
@@ -88,6 +89,28 @@ def write_ome_series(path: Path, data: np.ndarray, channel_names=CHANNELS, pixel
     return path
 
 
+def write_ome_multifile(folder: Path, data: np.ndarray) -> Path:
+    """A multi-file OME-TIFF of one FOV (``data[0]``, T x C planes): one file per time point;
+    the first holds the OME-XML, whose TiffData elements point into the others by UUID."""
+    n_t, n_z, n_c, height, width = data.shape[1:]
+    ids = [uuid.uuid4().urn for _ in range(n_t)]
+    names = [f"movie_t{t}.ome.tif" for t in range(n_t)]
+    tiff_data = "".join(f'<TiffData FirstT="{t}" IFD="0" PlaneCount="{n_z * n_c}"><UUID FileName="{names[t]}">'
+                        f"{ids[t]}</UUID></TiffData>" for t in range(n_t))
+    ome = ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" '
+           f'UUID="{ids[0]}"><Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="{data.dtype}" '
+           f'SizeX="{width}" SizeY="{height}" SizeZ="{n_z}" SizeC="{n_c}" SizeT="{n_t}">'
+           + "".join(f'<Channel ID="Channel:0:{c}" Name="{CHANNELS[c]}"/>' for c in range(n_c))
+           + f"{tiff_data}</Pixels></Image></OME>")
+    for t in range(n_t):
+        description = ome if t == 0 else (
+            '<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" '
+            f'UUID="{ids[t]}"><BinaryOnly MetadataFile="{names[0]}" UUID="{ids[0]}"/></OME>')
+        planes = data[0, t].transpose(1, 0, 2, 3).reshape(-1, height, width)  # XYZCT: Z fastest
+        tifffile.imwrite(folder / names[t], planes, description=description, metadata=None, photometric="minisblack")
+    return folder / names[0]
+
+
 def write_ome_p_axis(path: Path, data: np.ndarray, pixel_size_um: float = PIXEL_SIZE_UM) -> Path:
     """A single OME Image whose positions are a P axis (PTCYX; tifffile stores P as an OME
     modulo dimension, and allows no Z next to it)."""
@@ -100,7 +123,7 @@ def write_ome_p_axis(path: Path, data: np.ndarray, pixel_size_um: float = PIXEL_
 
 def write_plain_stack(path: Path, data: np.ndarray) -> Path:
     """A multi-page TIFF with no metadata at all: pages in P, T, Z, C order."""
-    tifffile.imwrite(path, data.reshape(-1, *data.shape[-2:]), metadata=None)
+    tifffile.imwrite(path, data.reshape(-1, *data.shape[-2:]), metadata=None, photometric="minisblack")
     return path
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import tifffile
 
-from _reader_files import (PIXEL_SIZE_UM, all_frames_equal, movie, write_ome_p_axis, write_ome_series,
-                           write_plain_stack)
+from _reader_files import (PIXEL_SIZE_UM, all_frames_equal, movie, write_ome_multifile, write_ome_p_axis,
+                           write_ome_series, write_plain_stack)
 from pyama_builtin.readers.tiff import TiffReader
 from pyama_framework.readers import ReaderError
 
@@ -32,6 +34,16 @@ def test_ome_positions_as_p_axis(tmp_path):
         assert (meta.n_fovs, meta.n_frames, meta.n_z, meta.n_channels) == (3, 2, 1, 2)
         assert meta.pixel_size_um == PIXEL_SIZE_UM and meta.timestamps_s is None
         assert all_frames_equal(reader, data)
+
+
+def test_multifile_ome_tiff(tmp_path):
+    data = movie(n_fov=1, n_t=3, n_z=2)
+    with TiffReader(write_ome_multifile(tmp_path, data)) as reader:
+        assert (reader.metadata.n_frames, reader.metadata.n_z, reader.metadata.n_channels) == (3, 2, 2)
+        assert [c.name for c in reader.metadata.channels] == ["Phase", "GFP"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "reading array from closed file"
+            assert all_frames_equal(reader, data)
 
 
 def test_imagej_hyperstack(tmp_path):

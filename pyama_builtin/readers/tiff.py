@@ -61,6 +61,7 @@ class TiffReader(Reader):
                  split_rgb: bool = False) -> None:
         self.path = Path(path)
         self._fh = None
+        self._other_files: list = []
         with _TifffileWarnings() as warned:
             try:
                 self._tif = tifffile.TiffFile(self.path)
@@ -116,7 +117,8 @@ class TiffReader(Reader):
         # one page at a time through tifffile.
         self._frame_dtype = np.dtype(keyframe.dtype).newbyteorder(self._tif.byteorder)
         self._frame_bytes = math.prod(page_shape) * self._frame_dtype.itemsize
-        self._offsets = [s.dataoffset for s in series]
+        # (pages of a multi-file OME-TIFF live in other files: always read those by page)
+        self._offsets = [None if s.is_multifile else s.dataoffset for s in series]
         self._pages = [list(s.pages) for s in series]
         for i, s in enumerate(series):
             self._check_series_data(i, n_pages)
@@ -178,8 +180,9 @@ class TiffReader(Reader):
             present = sum(p is not None for p in pages)
             raise file_error(self.path, f"series {index} has {present} of {n_pages} pages "
                              "(file truncated or pages missing)", "copy or export the file again")
-        end = max(int(o) + int(c) for p in pages for o, c in zip(p.dataoffsets, p.databytecounts))
-        check_within_file(self.path, end, f"the image data of series {index}")
+        if not self._series[index].is_multifile:
+            end = max(int(o) + int(c) for p in pages for o, c in zip(p.dataoffsets, p.databytecounts))
+            check_within_file(self.path, end, f"the image data of series {index}")
 
     def _metadata_from_file(self, n_channels: int, n_fovs: int,
                             size: dict[str, int]) -> tuple[list[str], float | None, tuple | None]:
@@ -230,7 +233,12 @@ class TiffReader(Reader):
                                  "the file is truncated; copy it again")
             frame = frame.astype(frame.dtype.newbyteorder("="), copy=False)
         else:
-            frame = self._pages[series][index].asarray()
+            page = self._pages[series][index]
+            handle = page.parent.filehandle
+            if handle.closed:  # another file of a multi-file OME-TIFF: keep it open until close()
+                handle.open()
+                self._other_files.append(handle)
+            frame = page.asarray()
         if self._sample_axis is not None:
             frame = np.take(frame, sample, axis=self._sample_axis)
         return np.ascontiguousarray(frame)
@@ -238,6 +246,8 @@ class TiffReader(Reader):
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
+        for handle in self._other_files:
+            handle.close()
         self._tif.close()
 
 
