@@ -218,25 +218,31 @@ def logstd_threshold(
 def _darker_than_background(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``mask`` without the pixels at least as bright as the local background.
 
-    The background level of each ``_BACKGROUND_BLOCK``-square block is the mean of its
-    non-mask pixels, read on every 2nd row and column (a smooth level needs no more; 4x
-    cheaper). Blocks with little background take the frame's mean. Block levels follow
-    vignetting and illumination gradients.
+    The background level of each ``_BACKGROUND_BLOCK``-square block is the median of its
+    non-mask pixels (robust to debris), read on every 2nd row and column (a smooth level
+    needs no more; 4x cheaper). Pixels at the frame's minimum or maximum value (black
+    padding, saturation) are not background either. Blocks with little background take the
+    median of the other blocks. Block levels follow vignetting and illumination gradients.
     """
     h, w = image.shape
     b = _BACKGROUND_BLOCK
     step = 2
-    sample = np.asarray(image[::step, ::step], dtype=np.float32)
-    outside = ~mask[::step, ::step]
     sb = b // step
+    sample = image[::step, ::step]
+    not_background = mask[::step, ::step] | (sample == image.min()) | (sample == image.max())
+    sample = np.where(not_background, np.inf, sample).astype(np.float32)
     pad = ((0, -sample.shape[0] % sb), (0, -sample.shape[1] % sb))
-    outside = np.pad(outside, pad)
-    grid = (outside.shape[0] // sb, sb, outside.shape[1] // sb, sb)
-    total = (np.pad(sample, pad) * outside).reshape(grid).sum(axis=(1, 3), dtype=np.float64)
-    count = outside.reshape(grid).sum(axis=(1, 3))
-    if count.sum() == 0:  # all foreground: nothing to compare with
+    sample = np.pad(sample, pad, constant_values=np.inf)
+    nby, nbx = sample.shape[0] // sb, sample.shape[1] // sb
+    blocks = sample.reshape(nby, sb, nbx, sb).transpose(0, 2, 1, 3).reshape(nby, nbx, sb * sb)
+    blocks.sort(axis=-1)  # mask pixels (inf) sort last
+    count = np.isfinite(blocks).sum(axis=-1)
+    enough = count >= sb
+    if not enough.any():  # (almost) all foreground: nothing to compare with
         return mask
-    level = np.where(count >= sb, total / np.maximum(count, 1), total.sum() / count.sum())
+    middle = np.maximum(count - 1, 0) // 2
+    level = np.take_along_axis(blocks, middle[..., None], axis=-1)[..., 0]
+    level[~enough] = np.median(level[enough])
 
     out = mask.copy()
     flat = out.ravel()
