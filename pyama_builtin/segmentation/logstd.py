@@ -4,7 +4,7 @@ Cells in phase contrast are textured and outlined by sharp dark/bright edges, wh
 background is smooth, so the logarithm of the local standard deviation separates them with
 one global threshold. Pipeline per frame:
 
-1. local variance over a ``window_size`` square (exact for integer images);
+1. local variance over a ``window_size`` square (float32 window sums);
 2. threshold of the log-STD histogram: ``"mode_sigma"`` (pyama: fullest bin + n_sigma x the
    standard deviation of the values at or below it) or ``"valley"`` (the first minimum of the
    smoothed histogram above the background mode);

@@ -1,9 +1,23 @@
 """Fast binary morphology for segmentation masks.
 
-``scipy.ndimage`` binary morphology visits the whole structuring element at every pixel and
-is 20-30x slower than needed here (a 3x3 dilation of a 2048 x 2048 mask takes ~40 ms);
-``binary_fill_holes`` propagates iteratively (~330 ms). These versions build a disk from
-shifted whole-array ORs and fill holes with one connected-component labelling.
+Measured on a 2048 x 2048 mask with 600 cells (2 shared cores):
+
+======================================  ==========  ==========
+operation                               here        alternative
+======================================  ==========  ==========
+closing, disk(1)                        11 ms       65 ms ``ndi.binary_closing``
+closing, disk(7) x 3 iterations         77 ms       1.2-3.0 s ``ndi.binary_closing``
+one dilation by a radius-21 disk        35 ms       340 ms ``distance_transform_edt <= 21``
+fill holes                              24 ms       130-330 ms ``ndi.binary_fill_holes``
+======================================  ==========  ==========
+
+``scipy.ndimage`` visits the whole structuring element at every pixel; here a disk is a
+union of shifted whole-array ORs (row runs), and holes are filled with one connected-
+component labelling. The results equal scipy's exactly (see the tests). Iterating a
+dilation by disk(r) n times is kept literally (scipy's ``iterations``): it equals one
+dilation by the n-fold Minkowski sum of the digital disk, which is close to but not exactly
+disk(n * r), and costs the same here. A distance-transform threshold would give a true
+Euclidean disk of any radius, but costs ~340 ms per transform.
 
 Border convention: pixels outside the image are ignored (neither foreground nor
 background), so a cell cut by the image edge is neither eroded from the edge nor grown
