@@ -128,10 +128,10 @@ def track_iou_hungarian(
             unmatched[cur_idx] = False
 
         n_new = int(unmatched.sum())
+        if next_id + n_new > 2**32:
+            raise OverflowError("more than 2**32 - 1 tracks")
         cells.ids[unmatched] = np.arange(next_id, next_id + n_new, dtype=np.uint32)
         next_id += n_new
-        if next_id > 2**32:
-            raise OverflowError("more than 2**32 - 1 tracks")
 
         history.append(cells)
         tracked = np.zeros(labels.size, dtype=np.uint32)
