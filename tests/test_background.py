@@ -197,9 +197,5 @@ def test_registered_with_validated_parameters():
 
 
 def test_registration_module_does_not_import_the_algorithm():
-    code = (
-        "import sys, pyama_builtin.background; "
-        "assert 'pyama_builtin.background.tiled_spline' not in sys.modules; "
-        "assert 'scipy' not in sys.modules"
-    )
+    code = "import sys, pyama_builtin.background; assert 'pyama_builtin.background.tiled_spline' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
