@@ -62,7 +62,7 @@ def test_input_no_reader_opens(tmp_path, two_fov_file):
     config = write_config(tmp_path, junk)
     result = pyama("run", str(config))
     assert result.returncode == 2
-    assert "no reader can open this file" in result.stderr and "pyama plugins doctor" in result.stderr
+    assert "no reader claims the suffix" in result.stderr and "pyama plugins doctor" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

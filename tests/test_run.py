@@ -91,8 +91,7 @@ def test_copy_only_and_no_fluorescence(tmp_path, two_fov_file):
     assert sorted(images.group_keys()) == ["fl_ch_1", "pc_ch_0"]
     assert not list((tmp_path / "out" / "fov_000").glob("*.csv"))
 
-    pc_only = write_config(tmp_path / "pc", two_fov_file, channels={"pc": {"channel": 0, "features": []}, "fl": []})
-    (tmp_path / "pc").mkdir(exist_ok=True)
+    (tmp_path / "pc").mkdir()
     pc_only = write_config(tmp_path / "pc", two_fov_file, channels={"pc": {"channel": 0, "features": []}, "fl": []})
     assert pyama("run", str(pc_only)).returncode == 0
     images = zarr.open_group(tmp_path / "pc" / "out" / "fov_000" / "images.zarr", mode="r")
@@ -147,7 +146,8 @@ def test_killed_run_resumes_to_identical_traces(tmp_path):
     from pyama_framework.testing.synthetic import write_ome_tiff
 
     path = write_ome_tiff(tmp_path / "movie.ome.tif", scenes)
-    reference = write_config(tmp_path / "ref", path) if (tmp_path / "ref").mkdir() is None else None
+    (tmp_path / "ref").mkdir()
+    reference = write_config(tmp_path / "ref", path)
     assert pyama("run", str(reference)).returncode == 0
 
     (tmp_path / "killed").mkdir()
