@@ -172,3 +172,25 @@ def test_killed_run_resumes_to_identical_traces(tmp_path):
         assert a == b
     record = json.loads((records / "segment.json").read_text())
     assert "fingerprint" in record
+
+
+def test_ctrl_c_stops_cleanly_and_resumes(tmp_path):
+    from pyama_framework.testing.synthetic import write_ome_tiff
+
+    path = write_ome_tiff(tmp_path / "movie.ome.tif", [small_scene(f, n_frames=30) for f in (0, 1)])
+    config = write_config(tmp_path, path, execution={"workers": 2})
+    proc = subprocess.Popen([sys.executable, "-m", "pyama_framework", "run", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = tmp_path / "out" / "fov_000" / ".pyama"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (records / "copy.json").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "run the same command again to resume" in stderr
+    assert not (records / "cache.json").exists()
+
+    resumed = pyama("run", str(config))
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "out" / TRACES.format(1)).exists()
