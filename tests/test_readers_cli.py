@@ -12,14 +12,6 @@ from _reader_files import movie, write_czi, write_nd2_movie, write_ome_p_axis
 from conftest import pyama, read_frames, small_scene, write_config
 from pyama_framework.testing.synthetic import write_ome_tiff
 
-from pyama_framework.registry import discover
-
-# These runs need the built-in segmenter, tracker, background and features. While those are
-# developed in parallel the module is skipped; remove the guard once they have all landed.
-_registry = discover()
-if not (_registry.names("segmenter") and _registry.names("feature") and _registry.names("background")):
-    pytest.skip("built-in segmenter/background/features are not installed yet", allow_module_level=True)
-
 TRACES = "fov_{0:03d}/movie_fov_{0:03d}_traces.csv"
 FOVS = (0, 1)
 
