@@ -64,8 +64,9 @@ class CachingConfig(_Section):
 
 
 class StorageConfig(_Section):
-    codec: Literal["zstd", "lz4", "gzip", "none"] = Field("zstd", description="Compression of every array")
-    level: int = Field(3, ge=0, le=22, description="Compression level")
+    codec: Literal["lz4", "zstd", "gzip", "none"] = Field(
+        "lz4", description="Compression of every array: lz4 (fastest), zstd (smaller files), gzip, none")
+    level: int = Field(5, ge=0, le=9, description="Compression level (1-9)")
 
 
 class ExecutionConfig(_Section):

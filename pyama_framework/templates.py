@@ -23,7 +23,7 @@ extraction:
   frame_interval: 10.0              # minutes per frame when the file has no timestamps
 cropping: {enabled: true, padding: 5}
 caching: {enabled: true}
-storage: {codec: zstd, level: 3}
+storage: {codec: lz4, level: 5}             # or zstd (smaller, slower), gzip, none
 execution: {executor: local, workers: 2}
 copy_only: false
 """

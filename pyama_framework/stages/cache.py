@@ -36,7 +36,7 @@ def run(ctx: FovContext) -> None:
                 done += 1
                 ctx.tick(STAGE, done, total)
         else:
-            lo, hi = intensity_range([stack[t] for t in sample_frames(n)])
+            lo, hi = intensity_range(stack[t] for t in sample_frames(n))
             for t in range(n):
                 out[t] = to_uint8(normalise(half(stack[t]), lo, hi))
                 done += 1

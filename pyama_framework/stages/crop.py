@@ -15,11 +15,16 @@ chunk, so memory is bounded by the block, not by T.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import asyncio
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import zarr
+from zarr.core.array import ArrayV3Metadata
+from zarr.core.chunk_grids import RegularChunkGrid
+from zarr.core.sync import sync
+from zarr.storage import LocalStore, MemoryStore
 
 from ..store import compressors, write_small_array
 from .context import FovContext, background_name, raw_name
@@ -27,7 +32,7 @@ from .extract import traces_path
 from .viewing import half, intensity_range, normalise, sample_frames, to_uint8
 
 STAGE = "crop"
-BLOCK_BYTES = 64 * 2**20  # crop buffer budget per block of frames
+BLOCK_BYTES = 32 * 2**20  # crop buffer budget per block of frames
 
 
 def _cell_table(ctx: FovContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -53,6 +58,24 @@ def _windows(bboxes: np.ndarray, valid: np.ndarray, padding: int, shape: tuple[i
                      np.clip(y1, 0, shape[0]), np.clip(x1, 0, shape[1])], axis=1).astype(np.int32)
 
 
+def _template(dtype: str, codecs: tuple) -> ArrayV3Metadata:
+    """Array metadata to copy per cell (creating 1000s of arrays one by one costs ~3 ms each)."""
+    return zarr.create_array(MemoryStore(), shape=(1, 1, 1), chunks=(1, 1, 1), dtype=dtype,
+                             compressors=codecs, fill_value=0).metadata
+
+
+def _like(template: ArrayV3Metadata, shape: tuple[int, int, int], chunks: tuple[int, int, int]) -> ArrayV3Metadata:
+    return replace(template, shape=shape, chunk_grid=RegularChunkGrid(chunk_shape=chunks))
+
+
+def _write_all(writes: list[tuple[zarr.Array, slice, np.ndarray]]) -> None:
+    """Write many small blocks concurrently on zarr's own event loop (2x faster than a loop)."""
+    async def write() -> None:
+        await asyncio.gather(*(array.async_array.setitem(where, data) for array, where, data in writes))
+
+    sync(write())
+
+
 def run(ctx: FovContext) -> dict:
     cell_ids, bboxes, valid = _cell_table(ctx)
     windows = _windows(bboxes, valid, ctx.config.cropping.padding, ctx.frame_shape)
@@ -66,54 +89,45 @@ def run(ctx: FovContext) -> dict:
         return {"cells": 0}
 
     n_frames = ctx.n_frames
-    areas = (windows[:, 2] - windows[:, 0]) * (windows[:, 3] - windows[:, 1])
-    block = int(np.clip(BLOCK_BYTES // max(int(areas.sum()) * 4, 1), 1, n_frames))
+    heights, widths = windows[:, 2] - windows[:, 0], windows[:, 3] - windows[:, 1]
+    block = int(np.clip(BLOCK_BYTES // max(int((heights * widths).sum()) * 4, 1), 1, n_frames))
     weight = np.float32(ctx.config.extraction.background_weight)
     channels = [(c, False) for c in ([ctx.config.channels.pc.channel] if ctx.config.channels.pc else [])]
     channels += [(c.channel, True) for c in ctx.config.channels.fl]
     codecs = compressors(ctx.config.storage)
+    full_template, small_template = _template("float32", codecs), _template("uint8", codecs)
     done, total = 0, len(channels) * n_frames
 
-    with ThreadPoolExecutor(max_workers=4) as pool:  # zarr writes are I/O + compression bound
-        for channel, is_fl in channels:
-            name = raw_name(ctx, channel)
-            raw = ctx.store.stack(name)
-            bg = ctx.store.stack(background_name(channel)) if is_fl and ctx.store.has_stack(background_name(channel)) else None
+    for channel, is_fl in channels:
+        name = raw_name(ctx, channel)
+        raw = ctx.store.stack(name)
+        bg = ctx.store.stack(background_name(channel)) if is_fl and ctx.store.has_stack(background_name(channel)) else None
 
-            def frame_at(t: int) -> np.ndarray:
-                image = raw[t].astype(np.float32)
-                return image - weight * bg[t] if bg is not None else image
+        def frame_at(t: int) -> np.ndarray:
+            image = raw[t].astype(np.float32)
+            return image - weight * bg[t] if bg is not None else image
 
-            lo, hi = intensity_range([frame_at(t) for t in sample_frames(n_frames)])
-            group = root.create_group(name)
-
-            def create(i: int):
-                y0, x0, y1, x1 = (int(v) for v in windows[i])
-                h, w = y1 - y0, x1 - x0
-                cell = group.create_group(str(int(cell_ids[i])))
-                full = cell.create_array("0", shape=(n_frames, h, w), chunks=(block, h, w), dtype=np.float32,
-                                         compressors=codecs, fill_value=0.0)
-                small = cell.create_array("1", shape=(n_frames, max(h // 2, 1), max(w // 2, 1)),
-                                          chunks=(block, max(h // 2, 1), max(w // 2, 1)), dtype=np.uint8,
-                                          compressors=codecs, fill_value=0)
-                return full, small
-
-            arrays = list(pool.map(create, range(len(cell_ids))))
+        lo, hi = intensity_range(frame_at(t) for t in sample_frames(n_frames))
+        nodes = {}
+        for cell, h, w in zip(cell_ids, heights.tolist(), widths.tolist()):
+            hs, ws = max(h // 2, 1), max(w // 2, 1)
+            nodes[f"{name}/{cell}/0"] = _like(full_template, (n_frames, h, w), (block, h, w))
+            nodes[f"{name}/{cell}/1"] = _like(small_template, (n_frames, hs, ws), (block, hs, ws))
+        with zarr.config.set({"array.write_empty_chunks": True}):
+            created = dict(zarr.create_hierarchy(store=LocalStore(ctx.store.cells_path), nodes=nodes))
             for t0 in range(0, n_frames, block):
                 t1 = min(t0 + block, n_frames)
-                crops = [np.empty((t1 - t0, w[2] - w[0], w[3] - w[1]), np.float32) for w in windows]
+                crops = [np.empty((t1 - t0, h, w), np.float32) for h, w in zip(heights, widths)]
                 for t in range(t0, t1):
                     frame = normalise(frame_at(t), lo, hi)
-                    for i, (y0, x0, y1, x1) in enumerate(windows):
-                        crops[i][t - t0] = frame[y0:y1, x0:x1]
+                    for crop, (y0, x0, y1, x1) in zip(crops, windows):
+                        crop[t - t0] = frame[y0:y1, x0:x1]
                     done += 1
                     ctx.tick(STAGE, done, total)
-
-                def write(i: int) -> None:
-                    full, small = arrays[i]
-                    full[t0:t1] = crops[i]
-                    reduced = half(crops[i]) if min(crops[i].shape[1:]) >= 2 else crops[i][:, :1, :1]
-                    small[t0:t1] = to_uint8(reduced)
-
-                list(pool.map(write, range(len(cell_ids))))
+                writes = []
+                for cell, crop in zip(cell_ids, crops):
+                    small = half(crop) if min(crop.shape[1:]) >= 2 else crop[:, :1, :1]
+                    writes.append((created[f"{name}/{cell}/0"], slice(t0, t1), crop))
+                    writes.append((created[f"{name}/{cell}/1"], slice(t0, t1), to_uint8(small)))
+                _write_all(writes)
     return {"cells": int(len(cell_ids))}
