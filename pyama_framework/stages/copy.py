@@ -34,11 +34,11 @@ def stored_dtype(ctx: FovContext) -> np.dtype:
 
 def run(ctx: FovContext) -> None:
     channels = ctx.config.channels.all_indices()
-    total = len(channels) * ctx.n_frames
-    done = 0
-    for channel in channels:
-        stack = ctx.store.create_stack(raw_name(ctx, channel), (ctx.n_frames, *ctx.frame_shape), stored_dtype(ctx))
-        for t in range(ctx.n_frames):
-            stack[t] = read_plane(ctx, t, channel)
-            done += 1
-            ctx.tick(STAGE, done, total)
+    stacks = {c: ctx.store.create_stack(raw_name(ctx, c), (ctx.n_frames, *ctx.frame_shape), stored_dtype(ctx))
+              for c in channels}
+    # Time-major: formats that interleave channels within a time point (ND2) read each
+    # image once instead of once per channel.
+    for t in range(ctx.n_frames):
+        for channel in channels:
+            stacks[channel][t] = read_plane(ctx, t, channel)
+        ctx.tick(STAGE, t + 1, ctx.n_frames)
