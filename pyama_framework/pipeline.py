@@ -8,6 +8,7 @@ else. A stage whose record carries the current fingerprint is skipped.
 
 from __future__ import annotations
 
+import ctypes
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -19,6 +20,16 @@ from .readers import ImageMetadata, Reader
 from .stages import background, cache, copy, crop, extract, segment, track
 from .stages.context import Cancelled, FovContext, StageError
 from .store import FovStore
+
+
+def _release_memory() -> None:
+    """Hand freed heap back to the OS between stages. glibc keeps large freed frame buffers
+    in its arenas, so without this a worker's RSS is the sum of its stages' peaks rather
+    than their maximum (measured: ~120 MB less peak RSS at 2048 x 2048)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def _plugin(selected: Selected | None) -> dict[str, Any] | None:
@@ -120,6 +131,7 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
             outcome.status, outcome.error = "failed", f"{stage.name}: {message}"
             break
         info["seconds"] = round(time.perf_counter() - started, 3)
+        _release_memory()
         store.mark_done(stage.name, fp, **info)
         outcome.ran.append(stage.name)
         outcome.info.update({f"{stage.name}_{k}": v for k, v in info.items()})
