@@ -110,3 +110,15 @@ def test_cli_plugins_info_shows_params_with_bounds():
     assert "window_size" in result.stdout and ">= " in result.stdout
     missing = pyama("plugins", "info", "logstdd")
     assert missing.returncode == 2 and "did you mean 'logstd'" in missing.stderr
+
+
+def test_discovery_is_cheap_no_heavy_imports():
+    """Listing plugins must not import the algorithms or their libraries (npe2 style)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pyama_framework.registry import discover; discover(); "
+            "print(sorted(m for m in ('scipy', 'skimage', 'nd2', 'tifffile', 'czifile', 'zarr', 'pandas', "
+            "'pyama_builtin.segmentation.logstd', 'pyama_builtin.readers.nd2') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
