@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import PyamaError
@@ -32,7 +33,7 @@ EXIT_FOV_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     for line in str(message).splitlines() or [""]:
-        err.print(f"[bold red]error:[/] {line}", highlight=False, markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -84,11 +85,12 @@ def _run(config_path: Path, overrides: dict[str, Any], overwrite: bool, workers:
         summary = execute(plan, update)
     for outcome in summary.outcomes:
         for warning in outcome.warnings:
-            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     done = [o for o in summary.outcomes if o.status == "done"]
     for outcome in summary.failed:
-        err.print(f"[bold red]FOV {outcome.fov} failed:[/] {outcome.error} "
-                  f"(details in {plan.config.output / f'fov_{outcome.fov:03d}' / 'error.log'})", highlight=False)
+        log = plan.config.output / f"fov_{outcome.fov:03d}" / "error.log"
+        err.print(f"[bold red]FOV {outcome.fov} failed:[/] {escape(outcome.error)} (details in {escape(str(log))})",
+                  highlight=False, soft_wrap=True)
     if summary.interrupted:
         err.print(f"interrupted: {len(done)} of {len(plan.fovs)} FOV(s) complete; run the same command again to resume")
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -141,11 +143,20 @@ def plugins_list(as_json: bool = typer.Option(False, "--json", help="Machine-rea
     if as_json:
         print(json.dumps(rows, indent=1))
         return
-    table = Table("kind", "name", "distribution", "version", "status", "summary")
+    table = Table(box=None, pad_edge=False)
+    fixed = {"kind": [r["kind"] for r in rows], "name": [r["name"] for r in rows],
+             "provided by": [f"{r['distribution']} {r['version']}" for r in rows],
+             "status": [r["status"] if r["status"] == "ok" else "error" for r in rows]}
+    for header, values in fixed.items():  # identity columns never wrap; the summary gets the rest
+        table.add_column(header, no_wrap=True, min_width=max([len(header), *map(len, values)]))
+    table.add_column("summary", no_wrap=True, overflow="ellipsis", ratio=1)
     for r in rows:
         style = None if r["status"] == "ok" else "red"
-        table.add_row(r["kind"], r["name"], r["distribution"], r["version"], r["status"], r["summary"], style=style)
+        status, summary = ("ok", r["summary"]) if r["status"] == "ok" else ("error", r["status"].removeprefix("error: "))
+        table.add_row(r["kind"], escape(r["name"]), escape(f"{r['distribution']} {r['version']}"),
+                      status, escape(summary), style=style)
     out.print(table)
+    out.print("details: pyama plugins info NAME    machine-readable: pyama plugins list --json", highlight=False)
 
 
 def _params_rows(model: type) -> list[dict[str, Any]]:
@@ -185,8 +196,8 @@ def plugins_info(name: str = typer.Argument(..., help="Plugin name, e.g. logstd"
     for k, provided_list in found:
         for provided in provided_list:
             reg = provided.registration
-            out.print(f"[bold]{reg.name}[/] ({k}) from {provided.distribution} {provided.version}")
-            out.print(f"  {reg.summary}")
+            out.print(f"[bold]{escape(reg.name)}[/] ({k}) from {escape(provided.distribution)} {provided.version}")
+            out.print(f"  {escape(reg.summary)}", highlight=False)
             if isinstance(reg, FeatureRegistration):
                 out.print(f"  channel kind: {reg.channel_kind}; column: {reg.column}_ch_<channel>; "
                           f"fast path: {'yes' if reg.frame_implementation else 'no'}")
@@ -198,7 +209,8 @@ def plugins_info(name: str = typer.Argument(..., help="Plugin name, e.g. logstd"
                 continue
             table = Table("param", "type", "default", "bounds", "description")
             for r in rows:
-                table.add_row(r["name"], str(r["type"]), json.dumps(r["default"]), r["bounds"], r["description"])
+                table.add_row(r["name"], escape(str(r["type"])), escape(json.dumps(r["default"])), r["bounds"],
+                              escape(r["description"]))
             out.print(table)
 
 
@@ -215,7 +227,7 @@ def plugins_doctor(file: Path = typer.Argument(..., help="A microscopy file")) -
         _fail(str(exc))
         return
     for v in verdicts:
-        table.add_row(v.name, "[green]accepts[/]" if v.accepted else "[red]refuses[/]", v.reason)
+        table.add_row(v.name, "[green]accepts[/]" if v.accepted else "[red]refuses[/]", escape(v.reason))
     out.print(table)
     try:
         chosen = select_reader(file, registry)
