@@ -50,13 +50,16 @@ def _progress_printer():
         def update(fov: int, stage: str, done: int, total: int) -> None:
             key = (fov, stage)
             if key not in tasks:
-                tasks[key] = progress.add_task(f"fov {fov:03d} {stage:<10}", total=total)
-            progress.update(tasks[key], completed=done, total=total)
+                label = f"fov {fov:03d} {stage:<10}" + (" (already complete)" if total == 0 else "")
+                tasks[key] = progress.add_task(label, total=total or 1)
+            progress.update(tasks[key], completed=done if total else 1, total=total or 1)
 
         return progress, update
 
     def log(fov: int, stage: str, done: int, total: int) -> None:
-        if done == total:
+        if total == 0:
+            err.print(f"fov {fov:03d}: {stage} already complete", highlight=False)
+        elif done == total:
             err.print(f"fov {fov:03d}: {stage} done", highlight=False)
 
     return None, log

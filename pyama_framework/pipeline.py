@@ -110,7 +110,7 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
         fingerprints[stage.name] = fp
         if store.is_done(stage.name, fp):
             outcome.skipped.append(stage.name)
-            report(stage.name, 1, 1)
+            report(stage.name, 0, 0)  # total 0: already complete, nothing to do
             continue
         store.clear_record(stage.name)
         started = time.perf_counter()
