@@ -53,6 +53,14 @@ def test_full_run_layout_and_provenance(tmp_path, two_fov_file):
         assert cells["metadata/bboxes"].shape == (len(ids), 6, 4)
         crop = cells[f"fl_ch_1/{ids[0]}/0"]
         assert crop.dtype == np.float32 and 0 <= crop[:].min() and crop[:].max() <= 1
+        # a phase crop is the raw window, linearly normalised (exact where not clipped)
+        y0, x0, y1, x1 = cells["metadata/windows"][len(ids) // 2]
+        pc_crop = cells[f"pc_ch_0/{ids[len(ids) // 2]}/0"][:]
+        window = raw[:, y0:y1, x0:x1].astype(np.float64)
+        inside = (pc_crop > 0) & (pc_crop < 1)
+        slope, intercept = np.polyfit(window[inside], pc_crop[inside], 1)
+        np.testing.assert_allclose(slope * window[inside] + intercept, pc_crop[inside], atol=1e-5)
+        assert cells[f"pc_ch_0/{ids[0]}/1"].dtype == np.uint8
     saved = yaml.safe_load((out / "processing_config.yaml").read_text())
     assert saved["reader"] == "tiff" and saved["segmentation"]["params"]["window_size"] == 3
     plugins = saved["provenance"]["plugins"]

@@ -9,13 +9,17 @@ crops are background-corrected first. Features never read these crops (errata 6)
 ``[y0, x0, y1, x1)`` (-1 where the cell is absent), ``valid_frames`` (N, T) bool,
 ``windows`` (N, 4) int32, the crop window of each cell in frame coordinates.
 
-Frames are streamed in blocks of a few frames; each block of every cell's crop is one zarr
-chunk, so memory is bounded by the block, not by T.
+Each cell's crop is one zarr chunk ``(T, h, w)``, so a viewer reads a cell in one request.
+Frames arrive one at a time, so crops are first streamed into a cell-major scratch file on
+disk and then written cell by cell: memory stays bounded whatever T, and the number of zarr
+writes (about 1 ms of overhead each) is 2 per cell and channel instead of 2 per cell,
+channel and block of frames (measured at 2048², 500 cells, T = 60: 0.27 -> 0.14 s/frame).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -26,13 +30,13 @@ from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.core.sync import sync
 from zarr.storage import LocalStore, MemoryStore
 
-from ..store import compressors, write_small_array
+from ..store import RECORDS_DIR, compressors, write_small_array
 from .context import FovContext, background_name, raw_name
 from .extract import traces_path
 from .viewing import half, intensity_range, normalise, sample_frames, to_uint8
 
 STAGE = "crop"
-BLOCK_BYTES = 32 * 2**20  # crop buffer budget per block of frames
+WRITE_BATCH_BYTES = 32 * 2**20  # crops held in memory at once while writing to zarr
 
 
 def _cell_table(ctx: FovContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,14 +72,12 @@ def _like(template: ArrayV3Metadata, shape: tuple[int, int, int], chunks: tuple[
     return replace(template, shape=shape, chunk_grid=RegularChunkGrid(chunk_shape=chunks))
 
 
-def _write_all(writes: list[tuple[zarr.Array, slice, np.ndarray]], batch: int = 256) -> None:
-    """Write many small blocks concurrently on zarr's own event loop (2x faster than a
-    loop); in batches, so encoded copies of only ``batch`` blocks exist at once."""
-    async def write(part: list) -> None:
-        await asyncio.gather(*(array.async_array.setitem(where, data) for array, where, data in part))
+def _write_all(writes: list[tuple[zarr.Array, np.ndarray]]) -> None:
+    """Write whole small arrays concurrently on zarr's own event loop (2x faster than a loop)."""
+    async def write() -> None:
+        await asyncio.gather(*(array.async_array.setitem(slice(None), data) for array, data in writes))
 
-    for start in range(0, len(writes), batch):
-        sync(write(writes[start:start + batch]))
+    sync(write())
 
 
 def run(ctx: FovContext) -> dict:
@@ -92,44 +94,57 @@ def run(ctx: FovContext) -> dict:
 
     n_frames = ctx.n_frames
     heights, widths = windows[:, 2] - windows[:, 0], windows[:, 3] - windows[:, 1]
-    block = int(np.clip(BLOCK_BYTES // max(int((heights * widths).sum()) * 4, 1), 1, n_frames))
+    frame_bytes = heights.astype(np.int64) * widths * 4  # one frame of one cell's crop
+    offsets = np.concatenate([[0], np.cumsum(frame_bytes * n_frames)[:-1]])
     weight = np.float32(ctx.config.extraction.background_weight)
     channels = [(c, False) for c in ([ctx.config.channels.pc.channel] if ctx.config.channels.pc else [])]
     channels += [(c.channel, True) for c in ctx.config.channels.fl]
     codecs = compressors(ctx.config.storage)
     full_template, small_template = _template("float32", codecs), _template("uint8", codecs)
+    scratch_path = ctx.store.root / RECORDS_DIR / "crops.scratch"
+    scratch_path.parent.mkdir(parents=True, exist_ok=True)
     done, total = 0, len(channels) * n_frames
 
-    for channel, is_fl in channels:
-        name = raw_name(ctx, channel)
-        raw = ctx.store.stack(name)
-        bg = ctx.store.stack(background_name(channel)) if is_fl and ctx.store.has_stack(background_name(channel)) else None
+    fd = os.open(scratch_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for channel, is_fl in channels:
+            name = raw_name(ctx, channel)
+            raw = ctx.store.stack(name)
+            bg = ctx.store.stack(background_name(channel)) if is_fl and ctx.store.has_stack(background_name(channel)) else None
 
-        def frame_at(t: int) -> np.ndarray:
-            image = raw[t].astype(np.float32)
-            return image - weight * bg[t] if bg is not None else image
+            def frame_at(t: int) -> np.ndarray:
+                image = raw[t].astype(np.float32)
+                return image - weight * bg[t] if bg is not None else image
 
-        lo, hi = intensity_range(frame_at(t) for t in sample_frames(n_frames))
-        nodes = {}
-        for cell, h, w in zip(cell_ids, heights.tolist(), widths.tolist()):
-            hs, ws = max(h // 2, 1), max(w // 2, 1)
-            nodes[f"{name}/{cell}/0"] = _like(full_template, (n_frames, h, w), (block, h, w))
-            nodes[f"{name}/{cell}/1"] = _like(small_template, (n_frames, hs, ws), (block, hs, ws))
-        with zarr.config.set({"array.write_empty_chunks": True}):
-            created = dict(zarr.create_hierarchy(store=LocalStore(ctx.store.cells_path), nodes=nodes))
-            for t0 in range(0, n_frames, block):
-                t1 = min(t0 + block, n_frames)
-                crops = [np.empty((t1 - t0, h, w), np.float32) for h, w in zip(heights, widths)]
-                for t in range(t0, t1):
-                    frame = normalise(frame_at(t), lo, hi)
-                    for crop, (y0, x0, y1, x1) in zip(crops, windows):
-                        crop[t - t0] = frame[y0:y1, x0:x1]
-                    done += 1
-                    ctx.tick(STAGE, done, total)
-                writes = []
-                for cell, crop in zip(cell_ids, crops):
-                    small = half(crop) if min(crop.shape[1:]) >= 2 else crop[:, :1, :1]
-                    writes.append((created[f"{name}/{cell}/0"], slice(t0, t1), crop))
-                    writes.append((created[f"{name}/{cell}/1"], slice(t0, t1), to_uint8(small)))
-                _write_all(writes)
+            lo, hi = intensity_range(frame_at(t) for t in sample_frames(n_frames))
+            # Pass 1: stream frames; each cell's crop of frame t goes to its place in the scratch file.
+            for t in range(n_frames):
+                frame = normalise(frame_at(t), lo, hi)
+                for (y0, x0, y1, x1), offset, size in zip(windows, offsets, frame_bytes):
+                    os.pwrite(fd, np.ascontiguousarray(frame[y0:y1, x0:x1]), int(offset + t * size))
+                done += 1
+                ctx.tick(STAGE, done, total)
+
+            # Pass 2: create every cell's arrays at once, then write whole crops in batches.
+            nodes = {}
+            for cell, h, w in zip(cell_ids, heights.tolist(), widths.tolist()):
+                hs, ws = max(h // 2, 1), max(w // 2, 1)
+                nodes[f"{name}/{cell}/0"] = _like(full_template, (n_frames, h, w), (n_frames, h, w))
+                nodes[f"{name}/{cell}/1"] = _like(small_template, (n_frames, hs, ws), (n_frames, hs, ws))
+            with zarr.config.set({"array.write_empty_chunks": True}):
+                created = dict(zarr.create_hierarchy(store=LocalStore(ctx.store.cells_path), nodes=nodes))
+                writes, held = [], 0
+                for i, cell in enumerate(cell_ids):
+                    shape = (n_frames, int(heights[i]), int(widths[i]))
+                    data = np.frombuffer(os.pread(fd, int(frame_bytes[i]) * n_frames, int(offsets[i])),
+                                         dtype=np.float32).reshape(shape)
+                    small = half(data) if min(shape[1:]) >= 2 else data[:, :1, :1]
+                    writes += [(created[f"{name}/{cell}/0"], data), (created[f"{name}/{cell}/1"], to_uint8(small))]
+                    held += data.nbytes
+                    if held >= WRITE_BATCH_BYTES or i == len(cell_ids) - 1:
+                        _write_all(writes)
+                        writes, held = [], 0
+    finally:
+        os.close(fd)
+        scratch_path.unlink(missing_ok=True)
     return {"cells": int(len(cell_ids))}
