@@ -29,7 +29,7 @@ def run(ctx: FovContext) -> None:
             continue
         out = ctx.store.create_stack(name, (n, h // 2, w // 2), np.uint8, level=1)
         if _is_labels(name):
-            top = max(int(stack[t].max(initial=0)) for t in range(n)) or 1
+            top = max(int(stack.attrs["max_label"]), 1)  # recorded by the segment/track stages
             scale = np.float32(255.0 / top)
             for t in range(n):
                 out[t] = np.rint(half_labels(stack[t]) * scale).astype(np.uint8)

@@ -16,10 +16,14 @@ def run(ctx: FovContext) -> None:
     who = f"segmenter '{selected.registration.name}'"
     phase = ctx.store.stack(raw_name(ctx, ctx.config.channels.pc.channel))
     out = ctx.store.create_stack(seg_labeled_name(ctx), phase.shape, np.uint16)
+    top = 0
     for t in range(ctx.n_frames):
         try:
             labels = segment(phase[t], **kwargs)
         except Exception as exc:
             raise StageError(f"{who} failed on frame {t}: {type(exc).__name__}: {exc}") from exc
-        out[t] = as_label_image(labels, ctx.frame_shape, who)
+        labels = as_label_image(labels, ctx.frame_shape, who)
+        out[t] = labels
+        top = max(top, int(labels.max(initial=0)))
         ctx.tick(STAGE, t + 1, ctx.n_frames)
+    out.attrs["max_label"] = top  # lets the viewing level scale labels without a second pass

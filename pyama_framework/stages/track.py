@@ -22,12 +22,14 @@ def run(ctx: FovContext) -> None:
         for t in range(ctx.n_frames):  # streamed: the tracker never holds the stack
             yield labeled[t]
 
-    written = 0
+    written, top = 0, 0
     try:
         for t, tracked in enumerate(track(frames(), **selected.kwargs())):
             if t >= ctx.n_frames:
                 raise StageError(f"{who} yielded more frames than it was given ({ctx.n_frames})")
-            out[t] = as_label_image(tracked, ctx.frame_shape, who)
+            tracked = as_label_image(tracked, ctx.frame_shape, who)
+            out[t] = tracked
+            top = max(top, int(tracked.max(initial=0)))
             written = t + 1
             ctx.tick(STAGE, written, ctx.n_frames)
     except (StageError, Cancelled):
@@ -36,3 +38,4 @@ def run(ctx: FovContext) -> None:
         raise StageError(f"{who} failed: {type(exc).__name__}: {exc}") from exc
     if written != ctx.n_frames:
         raise StageError(f"{who} yielded {written} frames for {ctx.n_frames} inputs")
+    out.attrs["max_label"] = top  # lets the viewing level scale labels without a second pass
