@@ -186,10 +186,6 @@ def plugins_info(name: str = typer.Argument(..., help="Plugin name, e.g. logstd"
     kinds = [kind] if kind else list(KINDS)
     found = [(k, registry.entries.get(k, {}).get(name)) for k in kinds if registry.entries.get(k, {}).get(name)]
     if not found:
-        try:
-            registry.get(kinds[0] if kind else "segmenter", name)
-        except PyamaError:
-            pass
         everything = sorted({n for k in KINDS for n in registry.entries.get(k, {})})
         import difflib
 

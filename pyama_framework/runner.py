@@ -16,6 +16,7 @@ stops without recording completion and the next run resumes from there.
 from __future__ import annotations
 
 import multiprocessing as mp
+from queue import Empty
 import shutil
 import signal
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -219,9 +220,9 @@ def execute(plan: Plan, progress: ProgressCallback | None = None, workers: int |
             if pending:
                 try:
                     fov, stage, done, total = queue.get(timeout=0.2)
-                    progress(fov, stage, done, total)
-                except Exception:
-                    pass
+                except Empty:
+                    continue
+                progress(fov, stage, done, total)
     except KeyboardInterrupt:
         summary.interrupted = True
         cancel_event.set()
@@ -242,7 +243,7 @@ def _drain(queue: Any, progress: ProgressCallback) -> None:
     while True:
         try:
             fov, stage, done, total = queue.get_nowait()
-        except Exception:
+        except Empty:
             return
         progress(fov, stage, done, total)
 
