@@ -19,15 +19,17 @@ Columns (one row per cell and frame the cell is present in, sorted by cell then 
 
 from __future__ import annotations
 
-import os
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from ..types import CellFrame, FeatureRegistration
+from ..config import Selected
+from ..store import atomic_write_text
+from ..types import CellFrame
 from .context import FovContext, StageError, background_name, raw_name, seg_tracked_name
 
 STAGE = "extract"
@@ -71,28 +73,40 @@ def frame_times(ctx: FovContext) -> np.ndarray:
     return np.arange(n, dtype=np.float64) * extraction.frame_interval
 
 
-def _feature_values(registration: FeatureRegistration, frame: CellFrame, kwargs: dict) -> np.ndarray:
-    fast = registration.load_frame()
-    if fast is not None:
-        values = np.asarray(fast(frame, **kwargs), dtype=np.float64)
-    else:
-        per_cell = registration.load()
-        values = np.array([per_cell(*frame.crops(i), **kwargs) for i in range(len(frame.cell_ids))],
-                          dtype=np.float64)
-    if values.shape != frame.cell_ids.shape:
-        raise StageError(f"feature '{registration.name}' returned {values.shape[0] if values.ndim else 'a scalar'} "
-                         f"values for {len(frame.cell_ids)} cells")
-    return values
+@dataclass(frozen=True)
+class _FeatureCall:
+    """A selected feature, resolved once per FOV (imports and params off the frame loop)."""
+
+    name: str
+    column: str
+    function: Callable
+    vectorised: bool
+    kwargs: dict
+
+    @classmethod
+    def resolve(cls, selected: Selected, channel: int) -> "_FeatureCall":
+        reg = selected.registration
+        fast = reg.load_frame()
+        return cls(reg.name, f"{reg.column}_ch_{channel}", fast or reg.load(), fast is not None, selected.kwargs())
+
+    def __call__(self, frame: CellFrame) -> np.ndarray:
+        if self.vectorised:
+            values = np.asarray(self.function(frame, **self.kwargs), dtype=np.float64)
+        else:
+            values = np.array([self.function(*frame.crops(i), **self.kwargs) for i in range(len(frame.cell_ids))],
+                              dtype=np.float64)
+        if values.shape != frame.cell_ids.shape:
+            raise StageError(f"feature '{self.name}' returned {values.shape[0] if values.ndim else 'a scalar'} "
+                             f"values for {len(frame.cell_ids)} cells")
+        return values
 
 
-def _channel_plan(ctx: FovContext) -> list[tuple[int, bool, list]]:
-    """(channel, is_fluorescence, selected features) for every channel with features."""
-    plan = []
+def _channel_plan(ctx: FovContext) -> list[tuple[int, bool, list[_FeatureCall]]]:
+    """(channel, is_fluorescence, features) for every channel with features."""
     channels = ctx.config.channels
-    if channels.pc is not None:
-        plan.append((channels.pc.channel, False, ctx.resolved.features.get(channels.pc.channel, [])))
-    for fl in channels.fl:
-        plan.append((fl.channel, True, ctx.resolved.features.get(fl.channel, [])))
+    entries = ([(channels.pc.channel, False)] if channels.pc is not None else []) + [(c.channel, True) for c in channels.fl]
+    plan = [(ch, is_fl, [_FeatureCall.resolve(s, ch) for s in ctx.resolved.features.get(ch, [])])
+            for ch, is_fl in entries]
     return [p for p in plan if p[2]]
 
 
@@ -121,23 +135,22 @@ def measure(ctx: FovContext) -> pd.DataFrame:
         add("position_y", centroids[:, 0])
         for i, key in enumerate(("bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1")):
             add(key, bboxes[:, i])
-        for channel, _, selected in plan:
+        for channel, _, features in plan:
             background = None
             if channel in backgrounds:
                 background = backgrounds[channel][t]
                 if weight != 1.0:
                     background = background * np.float32(weight)
             frame = CellFrame(labels, stacks[channel][t], background, ids, bboxes)
-            for s in selected:
-                reg = s.registration
+            for feature in features:
                 try:
-                    values = _feature_values(reg, frame, s.kwargs())
+                    values = feature(frame)
                 except StageError:
                     raise
                 except Exception as exc:
-                    raise StageError(f"feature '{reg.name}' failed on channel {channel}, frame {t}: "
+                    raise StageError(f"feature '{feature.name}' failed on channel {channel}, frame {t}: "
                                      f"{type(exc).__name__}: {exc}") from exc
-                add(f"{reg.column}_ch_{channel}", values)
+                add(feature.column, values)
         ctx.tick(STAGE, t + 1, ctx.n_frames)
 
     table = pd.DataFrame({k: np.concatenate(v) for k, v in columns.items()})
@@ -172,18 +185,7 @@ def filter_and_flag(ctx: FovContext, table: pd.DataFrame) -> pd.DataFrame:
     return kept[BASE_COLUMNS + features].reset_index(drop=True)
 
 
-def write_csv_atomic(table: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(ctx: FovContext) -> dict:
     table = filter_and_flag(ctx, measure(ctx))
-    write_csv_atomic(table, traces_path(ctx))
+    atomic_write_text(traces_path(ctx), table.to_csv(index=False))
     return {"cells": int(table["cell"].nunique()), "rows": int(len(table))}
