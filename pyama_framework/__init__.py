@@ -16,6 +16,7 @@ from .types import (
     PluginParams,
     ReaderRegistration,
     SegmenterRegistration,
+    TrackedFrame,
     TrackerRegistration,
 )
 
@@ -34,5 +35,6 @@ __all__ = [
     "ReaderError",
     "ReaderRegistration",
     "SegmenterRegistration",
+    "TrackedFrame",
     "TrackerRegistration",
 ]

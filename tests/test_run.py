@@ -38,8 +38,16 @@ def test_full_run_layout_and_provenance(tmp_path, two_fov_file):
         # the stored frames are exactly the file's pixels
         np.testing.assert_array_equal(raw[:], read_frames(small_scene(fov))[:, 0])
         traces = pd.read_csv(out / TRACES.format(fov))
-        assert list(traces.columns[:11]) == ["fov", "cell", "frame", "time", "good", "position_x", "position_y",
-                                             "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]
+        assert list(traces.columns[:12]) == ["fov", "cell", "parent", "frame", "time", "good", "position_x",
+                                             "position_y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]
+        # the lineage lists every tracked cell with its frame span; the traces carry its parent column
+        lineage = pd.read_csv(out / f"fov_{fov:03d}" / "tracks.csv")
+        assert list(lineage.columns) == ["cell", "first_frame", "last_frame", "parent"]
+        assert set(traces["cell"]) <= set(lineage["cell"])
+        spans = traces.groupby("cell")["frame"].agg(["min", "max"])
+        merged = lineage.set_index("cell").loc[spans.index]
+        assert (merged["first_frame"] == spans["min"]).all() and (merged["last_frame"] == spans["max"]).all()
+        assert (traces["parent"] == traces["cell"].map(lineage.set_index("cell")["parent"])).all()
         assert {"area_ch_0", "intensity_total_ch_1"} <= set(traces.columns)
         assert len(traces) > 0 and (traces["fov"] == fov).all()
         # the cell column is the label value in seg_tracked at the cell's pixels
@@ -105,7 +113,7 @@ def test_copy_only_and_no_fluorescence(tmp_path, two_fov_file):
     images = zarr.open_group(tmp_path / "pc" / "out" / "fov_000" / "images.zarr", mode="r")
     assert "fl_background_ch_1" not in images
     traces = pd.read_csv(tmp_path / "pc" / "out" / TRACES.format(0))
-    assert list(traces.columns) == ["fov", "cell", "frame", "time", "good", "position_x", "position_y",
+    assert list(traces.columns) == ["fov", "cell", "parent", "frame", "time", "good", "position_x", "position_y",
                                     "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]
     assert len(traces) > 0
 

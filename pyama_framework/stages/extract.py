@@ -7,7 +7,8 @@ is in memory at a time, and only the (small) table of per-cell values grows.
 
 Columns (one row per cell and frame the cell is present in, sorted by cell then frame):
 
-- ``fov``, ``cell`` (the label value in ``seg_tracked``), ``frame`` (0-based index),
+- ``fov``, ``cell`` (the label value in ``seg_tracked``), ``parent`` (the ``cell`` of the mother
+  when the cell's track began at a division, else 0), ``frame`` (0-based index),
   ``time`` (minutes since the first frame: reader timestamps, else ``time_mapping``, else
   ``frame * frame_interval``),
 - ``good``: the cell's area in this frame is within ``good_area_ratio`` of its median area
@@ -31,9 +32,10 @@ from ..config import Selected
 from ..store import atomic_write_text
 from ..types import CellFrame
 from .context import FovContext, StageError, background_name, raw_name, seg_tracked_name
+from .track import tracks_path
 
 STAGE = "extract"
-BASE_COLUMNS = ["fov", "cell", "frame", "time", "good", "position_x", "position_y",
+BASE_COLUMNS = ["fov", "cell", "parent", "frame", "time", "good", "position_x", "position_y",
                 "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]
 
 
@@ -155,7 +157,14 @@ def measure(ctx: FovContext) -> pd.DataFrame:
 
     table = pd.DataFrame({k: np.concatenate(v) for k, v in columns.items()})
     table.insert(0, "fov", ctx.fov)
+    table.insert(2, "parent", table["cell"].map(parents(ctx)).fillna(0).astype(np.int64))
     return table
+
+
+def parents(ctx: FovContext) -> dict[int, int]:
+    """Cell -> mother cell, from the lineage the track stage wrote."""
+    lineage = pd.read_csv(tracks_path(ctx))
+    return dict(zip(lineage["cell"].astype(int), lineage["parent"].astype(int)))
 
 
 def filter_and_flag(ctx: FovContext, table: pd.DataFrame) -> pd.DataFrame:

@@ -1,22 +1,66 @@
-"""Stage 3: link per-frame labels into cell identities with the configured tracker."""
+"""Stage 3: link per-frame labels into cell identities with the configured tracker.
+
+Besides the tracked label stack, the stage writes the FOV's lineage, ``tracks.csv``: one row
+per track with its first and last frame and its parent (the mother of a division, 0 when
+none), the meaning of the Cell Tracking Challenge's ``res_track.txt``.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from ..store import atomic_write_text
+from ..types import TrackedFrame
 from .context import Cancelled, FovContext, StageError, as_label_image, seg_labeled_name, seg_tracked_name
 
 STAGE = "track"
+TRACKS_FILENAME = "tracks.csv"
+TRACKS_COLUMNS = ("cell", "first_frame", "last_frame", "parent")
 
 
-def run(ctx: FovContext) -> None:
+def tracks_path(ctx: FovContext) -> Path:
+    return ctx.store.root / TRACKS_FILENAME
+
+
+class Lineage:
+    """First and last frame of every track, and the parents trackers report, built frame by frame."""
+
+    def __init__(self) -> None:
+        self.first: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+        self.parent: dict[int, int] = {}
+
+    def add(self, t: int, labels: np.ndarray, parents: dict[int, int], who: str) -> None:
+        ids = np.flatnonzero(np.bincount(labels.ravel()))
+        for cell in ids[ids > 0].tolist():
+            self.first.setdefault(cell, t)
+            self.last[cell] = t
+        for daughter, mother in parents.items():
+            daughter, mother = int(daughter), int(mother)
+            if self.first.get(daughter) != t:
+                raise StageError(f"{who} gave a parent to track {daughter} in frame {t}, where it does not start")
+            if mother not in self.last or self.last[mother] >= t:
+                raise StageError(f"{who} gave track {daughter} the parent {mother}, which is not a track "
+                                 f"that ended before frame {t}")
+            self.parent[daughter] = mother
+
+    def to_csv(self) -> str:
+        rows = [",".join(TRACKS_COLUMNS)]
+        rows += [f"{c},{self.first[c]},{self.last[c]},{self.parent.get(c, 0)}" for c in sorted(self.first)]
+        return "\n".join(rows) + "\n"
+
+
+def run(ctx: FovContext) -> dict:
     selected = ctx.resolved.tracker
     track = selected.registration.load()
     who = f"tracker '{selected.registration.name}'"
     labeled = ctx.store.stack(seg_labeled_name(ctx))
     out = ctx.store.create_stack(seg_tracked_name(ctx), labeled.shape, np.uint16)
+    tracks_path(ctx).unlink(missing_ok=True)
+    lineage = Lineage()
 
     def frames() -> Iterator[np.ndarray]:
         for t in range(ctx.n_frames):  # streamed: the tracker never holds the stack
@@ -24,10 +68,12 @@ def run(ctx: FovContext) -> None:
 
     written, top = 0, 0
     try:
-        for t, tracked in enumerate(track(frames(), **selected.kwargs())):
+        for t, item in enumerate(track(frames(), **selected.kwargs())):
             if t >= ctx.n_frames:
                 raise StageError(f"{who} yielded more frames than it was given ({ctx.n_frames})")
+            tracked, parents = (item.labels, dict(item.parents)) if isinstance(item, TrackedFrame) else (item, {})
             tracked = as_label_image(tracked, ctx.frame_shape, who)
+            lineage.add(t, tracked, parents, who)
             out[t] = tracked
             top = max(top, int(tracked.max(initial=0)))
             written = t + 1
@@ -39,3 +85,5 @@ def run(ctx: FovContext) -> None:
     if written != ctx.n_frames:
         raise StageError(f"{who} yielded {written} frames for {ctx.n_frames} inputs")
     out.attrs["max_label"] = top  # lets the viewing level scale labels without a second pass
+    atomic_write_text(tracks_path(ctx), lineage.to_csv())
+    return {"tracks": len(lineage.first), "divisions": len(lineage.parent)}
