@@ -79,15 +79,17 @@ def test_accuracy_on_synthetic_scene(scene_frames):
 
 def test_valley_threshold_is_also_accurate(scene_frames):
     frame = scene_frames[1]
-    mean, _, _ = seg_score(frame.labels, segment_logstd(frame.phase, threshold_method="valley"))
+    # The valley threshold keeps ~half the background noise; polarity is then given.
+    labels = segment_logstd(frame.phase, threshold_method="valley", polarity="dark")
+    mean, _, _ = seg_score(frame.labels, labels)
     assert mean >= 0.85
 
 
 def test_halo_removal_separates_neighbours(scene_frames):
-    """Without halo removal the masks include the ~3 px bright halo (and join clustered
-    cells), which is what the halo step exists to fix."""
+    """Without halo removal (polarity 'none') the masks include the ~3 px bright halo (and
+    join clustered cells), which is what the polarity step exists to fix."""
     frame = scene_frames[0]
-    with_halo, _, _ = seg_score(frame.labels, segment_logstd(frame.phase, remove_halo=False))
+    with_halo, _, _ = seg_score(frame.labels, segment_logstd(frame.phase, polarity="none"))
     without_halo, _, _ = seg_score(frame.labels, segment_logstd(frame.phase))
     assert without_halo > with_halo + 0.2
 
@@ -154,6 +156,58 @@ def test_size_limits():
     assert segment_logstd(image).max() == 1
     assert segment_logstd(image, min_size=400).max() == 0
     assert segment_logstd(image, max_size=200).max() == 0
+
+
+def test_cell_diameter_scales_the_debris_size():
+    """A given cell width rejects objects below min_area_fraction x width^2: the same
+    10 px disk is a cell at width 16 and debris at width 60."""
+    image, _ = _dark_cell_image((128, 128), (64, 64), 10)  # ~317 px
+    assert segment_logstd(image, cell_diameter=16).max() == 1
+    assert segment_logstd(image, cell_diameter=60).max() == 0  # 0.25 x 3600 = 900 px
+
+
+def test_debris_speck_is_rejected():
+    """A dark 3 px speck next to a cell is dropped (too small for the estimated width)
+    while the cell is kept."""
+    image, truth = _dark_cell_image((128, 128), (64, 50), 10)
+    image[20:23, 100:103] = (image[20:23, 100:103] * 0.4).astype(np.uint16)
+    labels = segment_logstd(image, min_size=1)
+    assert labels.max() == 1
+    assert labels[21, 101] == 0 and labels[64, 50] == 1
+
+
+def test_bright_cells_are_found_with_auto_polarity():
+    """Cells brighter than the background (stem cells, bright-field bacteria): 'auto'
+    keeps them, forcing 'dark' loses them."""
+    image, truth = _dark_cell_image((128, 128), (64, 64), 10)
+    bright = (2 * np.median(image) - image.astype(np.int64)).clip(0, 65535).astype(np.uint16)
+    mean, _, _ = seg_score(truth, segment_logstd(bright))
+    assert mean >= 0.8
+    assert segment_logstd(bright, polarity="dark").max() == 0
+
+
+def _touching_pair_and_singles():
+    """Two dark disks of radius 10 whose centres are 16 px apart (merged by LOG-STD), and
+    three single disks of the same size (the reference size of a single cell)."""
+    shape, level = (128, 192), 3000.0
+    centres = [(40, 40), (40, 56), (96, 40), (96, 100), (40, 150)]
+    image = np.full(shape, level)
+    truth = np.zeros(shape, dtype=np.int32)
+    for k, centre in enumerate(centres):
+        cell, mask = _dark_cell_image(shape, centre, 10, seed=k)
+        image += cell.astype(np.float64) - level
+        truth[(mask > 0) & (truth == 0)] = k + 1
+    return np.clip(image, 0, 65535).astype(np.uint16), truth
+
+
+def test_touching_pair_is_split_in_two():
+    image, truth = _touching_pair_and_singles()
+    assert segment_logstd(image, split_touching_cells=False).max() == 4  # pair merged
+    labels = segment_logstd(image)
+    assert_valid_labels(labels, image.shape)
+    assert labels.max() == 5
+    mean, per_cell, _ = seg_score(truth, labels)
+    assert per_cell[:2].min() >= 0.7 and mean >= 0.8
 
 
 def test_spec_morphology_is_reachable():
@@ -231,7 +285,9 @@ def test_registration_is_lazy_and_params_match_the_function():
 
 
 @pytest.mark.parametrize("bad", [{"window_size": 4}, {"min_size": 100, "max_size": 50},
-                                 {"threshold_method": "otsu"}, {"iterations": 0}, {"typo": 1}])
+                                 {"threshold_method": "otsu"}, {"iterations": 0}, {"typo": 1},
+                                 {"polarity": "up"}, {"cell_diameter": -1}, {"split_h": 0},
+                                 {"min_thickness": 1.5}, {"body_contrast": -0.1}])
 def test_invalid_params_are_rejected(bad):
     with pytest.raises(ValidationError):
         LogStdParams.model_validate(bad)

@@ -13,10 +13,10 @@ from pyama_framework.types import PluginParams
 class LogStdParams(PluginParams):
     """Parameters of the ``logstd`` segmenter.
 
-    Defaults were chosen by accuracy on the synthetic phase-contrast scenes (cells of radius
-    6-12 px): the spec's closing/opening by disk(7) x 3 erases cells smaller than ~21 px in
-    radius, so the default disk is 1 px; set ``footprint_radius: 7, iterations: 3`` for the
-    spec's behaviour on large cells.
+    Defaults were chosen by SEG on three real annotated movies (stem cells, myoblasts,
+    B. subtilis) and the synthetic scenes together; see docs/algorithms.md. Sizes scale with
+    ``cell_diameter`` (estimated per frame when 0). The spec's morphology is
+    ``footprint_radius: 7, iterations: 3`` (it erases cells narrower than ~40 px).
     """
 
     window_size: int = Field(
@@ -37,6 +37,11 @@ class LogStdParams(PluginParams):
         200, ge=10, le=10_000,
         description="Number of bins of the log-STD histogram.",
     )
+    min_std: float = Field(
+        1.0, ge=0.0, le=1e6,
+        description="Lowest local standard deviation (grey levels) that can be foreground; "
+                    "removes the contour lines of smooth 8-bit frames.",
+    )
     footprint_radius: int = Field(
         1, ge=0, le=25,
         description="Radius (px) of the disk used for closing and opening; 0 skips both.",
@@ -45,11 +50,42 @@ class LogStdParams(PluginParams):
         1, ge=1, le=10,
         description="Repetitions of each dilation/erosion in the closing and the opening.",
     )
-    remove_halo: bool = Field(
+    polarity: Literal["auto", "dark", "bright", "none"] = Field(
+        "auto",
+        description="Cell bodies darker ('dark', phase contrast) or brighter ('bright', "
+                    "bright-field) than the background; 'auto' reads it from each frame; "
+                    "'none' keeps the halo.",
+    )
+    body_contrast: float = Field(
+        0.0, ge=0.0, le=100.0,
+        description="Body pixels deviate from the local background by more than this many "
+                    "noise standard deviations.",
+    )
+    cell_diameter: float = Field(
+        0.0, ge=0.0, le=1000.0,
+        description="Typical cell width in px (short axis of a rod); 0 = estimate per frame.",
+    )
+    min_area_fraction: float = Field(
+        0.25, ge=0.0, le=100.0,
+        description="Objects smaller than this x cell_diameter^2 px are debris.",
+    )
+    min_thickness: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="Objects thinner than this x cell_diameter are halo fragments.",
+    )
+    min_contrast: float = Field(
+        2.0, ge=0.0, le=1000.0,
+        description="Objects whose mean deviation from the background is below this many "
+                    "noise standard deviations are rejected.",
+    )
+    split_touching_cells: bool = Field(
         True,
-        description="Keep only pixels darker than the local background, removing the bright "
-                    "phase-contrast halo (which otherwise widens cells by ~3 px and joins "
-                    "neighbours). Turn off if cells are not darker than the background.",
+        description="Split touching cells with a marker-controlled watershed on the "
+                    "distance transform.",
+    )
+    split_h: float = Field(
+        0.1, gt=0.0, le=2.0,
+        description="Marker height of the watershed, x cell_diameter (larger splits less).",
     )
     min_size: int = Field(
         50, ge=1, le=10_000_000,

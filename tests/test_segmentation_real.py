@@ -1,0 +1,74 @@
+"""The default ``logstd`` segmenter on real annotated movies (CTC PhC-C2DL-PSC stem cells,
+C2C12 myoblasts, B. subtilis bright-field; see docs/algorithms.md for the full figures).
+
+Floors are the measured scores on these frames minus ~0.05, so a regression fails while
+run-to-run noise (none: the segmenter is deterministic) cannot. The movies are fetched once
+into a cache; without network access the tests skip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyama_builtin.segmentation.logstd import segment_logstd
+
+datasets = pytest.importorskip("pyama_framework.testing.datasets")
+
+
+def _scores(truth: np.ndarray, found: np.ndarray) -> tuple[float, float, float]:
+    """(foreground Jaccard, CTC SEG, fraction of frames whose object count is within 20 %
+    of the truth's), SEG pooled over all true cells of all frames."""
+    from test_segmentation import seg_score
+
+    jaccard, seg, within = [], [], []
+    for t, f in zip(truth, found):
+        jaccard.append(np.count_nonzero((t > 0) & (f > 0)) / np.count_nonzero((t > 0) | (f > 0)))
+        seg.append(seg_score(t, f)[1])
+        n_true, n_found = np.unique(t).size - 1, np.unique(f).size - 1
+        within.append(abs(n_found - n_true) <= 0.2 * n_true)
+    return float(np.mean(jaccard)), float(np.concatenate(seg).mean()), float(np.mean(within))
+
+
+def _movie(name: str):
+    try:
+        return datasets.load_movie(name)
+    except datasets.DatasetUnavailable as error:
+        pytest.skip(f"real movie {name!r} unavailable (offline?): {error}")
+
+
+# name, frames, floors (Jaccard, SEG, within-20 % fraction) = measured - ~0.05
+CASES = [
+    ("psc", [0, 25, 49], (0.30, 0.34, 0.6)),
+    ("c2c12", [0, 1, 2], (0.37, 0.34, 0.3)),
+    ("bsubtilis", [0, 1, 2, 3], (0.64, 0.65, 1.0)),
+]
+
+
+@pytest.mark.parametrize("name,frames,floors", CASES, ids=[c[0] for c in CASES])
+def test_defaults_on_real_movies(name, frames, floors):
+    movie = _movie(name)
+    found = np.stack([segment_logstd(movie.images[t]) for t in frames])
+    jaccard, seg, within = _scores(movie.truth[frames], found)
+    print(f"{name}: Jaccard {jaccard:.3f} SEG {seg:.3f} within-20% {within:.2f}")
+    assert jaccard >= floors[0] and seg >= floors[1]
+    assert within >= floors[2]
+
+
+def test_bright_cells_are_detected_as_bright():
+    """PSC stem cells are brighter than the background: the polarity step must keep them
+    (forcing phase-contrast 'dark' loses almost all of them)."""
+    movie = _movie("psc")
+    image, truth = movie.images[0], movie.truth[0]
+    auto = _scores(truth[None], segment_logstd(image)[None])[1]
+    dark = _scores(truth[None], segment_logstd(image, polarity="dark")[None])[1]
+    assert auto > dark + 0.3
+
+
+def test_splitting_helps_on_the_bacterial_colony():
+    """B. subtilis rods touch in the colony; the watershed split raises SEG."""
+    movie = _movie("bsubtilis")
+    frames = [0, 1, 2, 3]
+    split = np.stack([segment_logstd(movie.images[t]) for t in frames])
+    merged = np.stack([segment_logstd(movie.images[t], split_touching_cells=False) for t in frames])
+    assert _scores(movie.truth[frames], split)[1] > _scores(movie.truth[frames], merged)[1] + 0.01
