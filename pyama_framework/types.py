@@ -103,6 +103,10 @@ class SegmenterRegistration(Registration):
     labels : (H, W) ndarray of an unsigned or signed integer dtype; 0 is background, cells are
         numbered 1..N within the frame (numbering need not be consistent across frames).
     Must not read or write files, keep state between calls, or modify ``image``.
+
+    A segmenter whose signature has a ``pixel_size_um`` keyword also receives the file's
+    pixel size in micrometres (``None`` when the file does not record it), so that its
+    sizes can be given in µm.
     """
 
     kind: ClassVar[str] = "segmenter"

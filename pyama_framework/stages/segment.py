@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from .context import FovContext, StageError, as_label_image, raw_name, seg_labeled_name
@@ -13,6 +15,8 @@ def run(ctx: FovContext) -> None:
     selected = ctx.resolved.segmenter
     segment = selected.registration.load()
     kwargs = selected.kwargs()
+    if "pixel_size_um" in inspect.signature(segment).parameters:  # sizes given in µm need the file's scale
+        kwargs["pixel_size_um"] = ctx.metadata.pixel_size_um
     who = f"segmenter '{selected.registration.name}'"
     phase = ctx.store.stack(raw_name(ctx, ctx.config.channels.pc.channel))
     out = ctx.store.create_stack(seg_labeled_name(ctx), phase.shape, np.uint16)
