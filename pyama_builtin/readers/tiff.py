@@ -5,6 +5,10 @@ shape) groups pages into series with named axes. Each frame pyama reads is one p
 are either the series of the file (OME-TIFF with one Image per position) or a position axis
 inside a single series (``P``, or ``R`` as tifffile names Micro-Manager positions). Plain
 page stacks carry no axes; the ``axes`` (and ``sizes``) parameters name them.
+
+Times: OME plane ``DeltaT`` when every frame has one; otherwise frame ``t`` is at
+``t * interval`` when the file records only a frame interval (OME ``TimeIncrement``, ImageJ
+``finterval``, as Fiji and the DeLTA mother-machine TIFFs write it).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ _MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 _FOV_AXES = "PR"  # tifffile: P as written by tifffile users, R = Micro-Manager positions
 _KNOWN_AXES = set("PRTCZ")
 _LENGTH_UM = {"pm": 1e-6, "Å": 1e-4, "nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
-_TIME_S = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
+_TIME_S = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0,
+           "hr": 3600.0, "hour": 3600.0}
 # tifffile logs (and then skips) structures that point outside the file or do not parse
 _DAMAGE = re.compile(r"invalid .*offset|corrupted|truncated|suspicious number|beyond end", re.IGNORECASE)
 _AXES_FIX = "set 'reader_params: {axes: ...}' (e.g. 'TCYX') and, for a plain page stack, 'sizes'"
@@ -201,17 +206,22 @@ class TiffReader(Reader):
                 per_fov = (images if len(self._series) > 1 and len(images) == len(self._series)
                            else images[:1] if self._fov_axis is None else [])
                 times = _timestamps(per_fov, size.get("T", 1)) if per_fov else None
+                if times is None and first["interval_s"]:
+                    times = _regular_times(first["interval_s"], n_fovs, size.get("T", 1))
                 return names, first["pixel_size_um"], times
-        pixel_size = None
+        pixel_size = times = None
         keyframe = self._series[0].keyframe
+        imagej = (self._tif.imagej_metadata or {}) if self._tif.is_imagej else {}
         if 282 in keyframe.tags:
             x_per_unit = keyframe.get_resolution()[0]
-            unit = (self._tif.imagej_metadata or {}).get("unit", "") if self._tif.is_imagej else ""
-            if unit in ("micron", "um", "µm", "\\u00B5m"):
+            if imagej.get("unit", "") in ("micron", "um", "µm", "\\u00B5m"):
                 pixel_size = 1.0 / x_per_unit
             elif keyframe.resolutionunit in (3, 4, 5) and not self._tif.is_imagej:
                 pixel_size = {3: 1e4, 4: 1e3, 5: 1.0}[keyframe.resolutionunit] / x_per_unit
-        return names, pixel_size, None
+        interval, scale = imagej.get("finterval"), _TIME_S.get(str(imagej.get("tunit", "sec")))
+        if isinstance(interval, (int, float)) and interval > 0 and scale:  # ImageJ: 0 or absent = unknown
+            times = _regular_times(float(interval) * scale, n_fovs, size.get("T", 1))
+        return names, pixel_size, times
 
     # ------------------------------------------------------------------ reading
     def read_frame(self, fov: int, t: int, channel: int, z: int = 0) -> np.ndarray:
@@ -291,12 +301,28 @@ def _parse_ome(xml: str) -> list[dict]:
                 if delta is not None and scale is not None:
                     key = tuple(int(plane.get(k, 0)) for k in ("TheT", "TheC", "TheZ"))
                     planes[key] = float(delta) * scale
+            increment = _positive_float(pixels.get("TimeIncrement"))
+            scale = _TIME_S.get(pixels.get("TimeIncrementUnit", "s"))
             images.append({
                 "channels": [c.get("Name") or "" for c in _children(pixels, "Channel")],
                 "pixel_size_um": float(size_x) * unit if size_x and unit else None,
                 "planes": planes,
+                "interval_s": increment * scale if increment and scale else None,
             })
     return images
+
+
+def _positive_float(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) and value > 0 else None
+
+
+def _regular_times(interval_s: float, n_fovs: int, n_frames: int) -> tuple:
+    """``t * interval_s`` for every FOV: the times when the file records only the interval."""
+    return (tuple(t * interval_s for t in range(n_frames)),) * n_fovs
 
 
 def _timestamps(images: list[dict], n_frames: int) -> tuple | None:

