@@ -52,6 +52,11 @@ class ExtractionConfig(_Section):
     frame_interval: float = Field(10.0, gt=0, description="Minutes between frames when the file has no timestamps")
     time_mapping: dict[int, float] | None = Field(None, description="Explicit frame -> time (minutes); overrides timestamps")
     good_area_ratio: float = Field(2.0, gt=1.0, description="A frame is 'good' when the cell's area is within this factor of its median area")
+    measurement_dilation: float = Field(
+        4.0, ge=0.0, le=10.0,
+        description="Fluorescence features measure each cell's mask grown by this many px into the "
+                    "background (never into another cell), to include the light blurred past its "
+                    "edge; 0 = the tracked mask. Shape features always use the tracked mask")
 
 
 class CroppingConfig(_Section):
@@ -119,7 +124,7 @@ class RunConfig(_Section):
     z: ZConfig = Field(default_factory=ZConfig)
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
     segmentation: MethodConfig = Field(default_factory=lambda: MethodConfig(method="logstd"))
-    tracking: MethodConfig = Field(default_factory=lambda: MethodConfig(method="iou_hungarian"))
+    tracking: MethodConfig = Field(default_factory=lambda: MethodConfig(method="lap"))
     background: MethodConfig = Field(default_factory=lambda: MethodConfig(method="tiled_spline"))
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
     cropping: CroppingConfig = Field(default_factory=CroppingConfig)

@@ -77,7 +77,7 @@ def test_resolve_fills_defaults(tmp_path, two_fov_file):
     config = load_config(write_config(tmp_path, two_fov_file))
     resolved = resolve_plugins(config, discover())
     assert resolved.segmenter.kwargs()["window_size"] == 3
-    assert resolved.tracker.kwargs()["min_iou"] == 0.1
+    assert resolved.tracker.registration.name == "lap" and resolved.tracker.kwargs()["max_gap"] >= 1
 
 
 def test_config_commands(tmp_path, two_fov_file):

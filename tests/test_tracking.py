@@ -1,5 +1,6 @@
-"""The built-in ``iou_hungarian`` tracker: links on synthetic time-lapses (with and without
-the segmenter in front), gap closing, laziness and edge cases."""
+"""The built-in trackers on synthetic time-lapses (with and without the segmenter in front),
+and ``iou_hungarian``'s gap closing, laziness and edge cases. Lineage, large motion and the
+``lap`` tracker's own behaviour: ``test_tracking_lap.py``; real movies: ``test_tracking_real.py``."""
 
 from __future__ import annotations
 
@@ -11,9 +12,23 @@ from pydantic import ValidationError
 
 from pyama_builtin.segmentation.logstd import segment_logstd
 from pyama_builtin.tracking import IouHungarianParams
-from pyama_builtin.tracking.iou_hungarian import track_iou_hungarian
+from pyama_builtin.tracking.iou_hungarian import track_iou_hungarian as _track_iou_hungarian
+from pyama_builtin.tracking.lap import track_lap
 from pyama_framework.registry import discover
 from pyama_framework.testing.synthetic import SyntheticScene
+
+
+def track_iou_hungarian(frames, **params):
+    """The tracker's label images (its lineage is tested in test_tracking_lap.py)."""
+    for tracked in _track_iou_hungarian(frames, **params):
+        yield tracked.labels
+
+
+def labels_of(tracker, frames, **params):
+    return [tracked.labels for tracked in tracker(frames, **params)]
+
+
+TRACKERS = {"iou_hungarian": _track_iou_hungarian, "lap": track_lap}
 
 
 def disks(shape, cells):
@@ -41,16 +56,18 @@ def true_to_tracked(truth: np.ndarray, tracked: np.ndarray) -> dict[int, int]:
     return dict(zip(cell[ok].tolist(), tid[ok].tolist()))
 
 
-def link_report(scene, tracked_frames, frames, min_area=0):
+def link_report(scene, tracked_frames, frames, min_area=0, roles=None):
     """(true links, recovered links, tracked IDs reused for a second true cell).
 
     A true link joins consecutive appearances of a cell (across its dropout gap too); it is
     recovered when both appearances carry the same tracked ID. Links with an end smaller
-    than ``min_area`` pixels are not counted.
+    than ``min_area`` pixels, or of cells whose role is not in ``roles``, are not counted.
     """
     maps = [true_to_tracked(f.labels, tr) for f, tr in zip(frames, tracked_frames)]
     links = recovered = 0
     for cell in scene.cells:
+        if roles is not None and cell.role not in roles:
+            continue
         i = cell.track_id - 1
         seen = [t for t, f in enumerate(frames) if f.visible[i]]
         for a, b in zip(seen[:-1], seen[1:]):
@@ -85,12 +102,30 @@ def shuffled_truth(frames):
 
 
 # ------------------------------------------------------------------ accuracy
-def test_true_masks_are_tracked_perfectly(scene, frames):
-    tracked = list(track_iou_hungarian(shuffled_truth(frames)))
+@pytest.mark.parametrize("name", TRACKERS)
+def test_true_masks_are_tracked_perfectly(scene, frames, name):
+    tracked = labels_of(TRACKERS[name], shuffled_truth(frames))
     links, recovered, reused = link_report(scene, tracked, frames)
     assert links > 300
     assert recovered == links
     assert reused == 0
+
+
+@pytest.mark.parametrize("name", TRACKERS)
+def test_drifting_scene_is_tracked_perfectly_by_lap_only(name):
+    """The whole scene drifts 25 px per frame (about twice the cells' width). Cells that
+    enter or leave through the edge are left out: the scene makes them cross the field
+    against the drift, i.e. move ~25 px/frame on their own, beyond the default gate."""
+    scene = SyntheticScene(height=384, width=384, n_frames=8, n_cells=30, seed=11, drift=(9.0, 23.0))
+    frames = list(scene.frames())
+    tracked = labels_of(TRACKERS[name], shuffled_truth(frames))
+    links, recovered, reused = link_report(scene, tracked, frames, min_area=50,
+                                           roles=("regular", "appears"))
+    assert links > 100
+    if name == "lap":
+        assert recovered == links and reused == 0
+    else:
+        assert recovered < 0.2 * links
 
 
 def test_dropout_keeps_its_id_only_with_gap_closing(scene, frames):
@@ -105,14 +140,18 @@ def test_dropout_keeps_its_id_only_with_gap_closing(scene, frames):
         assert (before == after) is same
 
 
-def test_segmented_scene_links(scene, frames):
+@pytest.mark.parametrize("name", TRACKERS)
+def test_segmented_scene_links(scene, frames, name):
     """Segmenter + tracker: >= 99 % of the links between cells big enough to segment
     (>= the segmenter's min_size of 50 px; smaller ones are slivers entering or leaving
-    through the edge) are recovered, and no ID ever jumps to another cell."""
-    tracked = list(track_iou_hungarian(segment_logstd(f.phase) for f in frames))
+    through the edge) are recovered, no ID ever jumps to another cell, and no division is
+    invented (the scene has none)."""
+    out = list(TRACKERS[name](segment_logstd(f.phase) for f in frames))
+    tracked = [o.labels for o in out]
     links, recovered, reused = link_report(scene, tracked, frames, min_area=50)
     assert recovered >= 0.99 * links
     assert reused == 0
+    assert not any(o.parents for o in out)
 
 
 # ------------------------------------------------------------------ behaviour
@@ -150,7 +189,8 @@ def test_mask_iou_does_not_link_cells_whose_boxes_overlap():
 
 def test_assignment_is_one_to_one_and_prefers_the_best_overlap():
     prev = disks((60, 80), [(1, 30, 30, 10)])
-    # The cell splits: the larger daughter overlaps it more and inherits the ID.
+    # Two cells replace it, only one lying mostly on it (not a division): the one that
+    # overlaps it more inherits the ID.
     cur = disks((60, 80), [(4, 30, 24, 8), (8, 30, 41, 5)])
     out = list(track_iou_hungarian([prev, cur]))
     assert id_at(out[1], 30, 24) == 1
@@ -217,7 +257,7 @@ def test_registration_is_lazy_and_params_match_the_function():
     registration = discover().get("tracker", "iou_hungarian")
     assert isinstance(registration.implementation, str)
     function = registration.load()
-    assert function is track_iou_hungarian
+    assert function is _track_iou_hungarian
     signature = inspect.signature(function)
     for name, value in registration.validate_params({}).model_dump().items():
         assert signature.parameters[name].default == value

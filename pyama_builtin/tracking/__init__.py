@@ -35,9 +35,63 @@ class IouHungarianParams(PluginParams):
         description="Frames a cell may be missing from the segmentation and keep its ID "
                     "(gap closing against the last mask of recently lost tracks; 0 = off).",
     )
+    divisions: bool = Field(
+        True,
+        description="Detect divisions (two cells of a frame each lying mostly on one cell of "
+                    "the previous frame, with areas adding up to about its area): the mother's "
+                    "track ends, each daughter gets a new ID with the mother as parent.",
+    )
 
     @model_validator(mode="after")
     def _sizes_ordered(self) -> "IouHungarianParams":
+        if self.max_size is not None and self.max_size < self.min_size:
+            raise ValueError(f"max_size ({self.max_size}) is smaller than min_size "
+                             f"({self.min_size})")
+        return self
+
+
+class LapParams(PluginParams):
+    """Parameters of the ``lap`` tracker."""
+
+    max_distance: float = Field(
+        1.0, gt=0.0, le=100.0,
+        description="Largest centroid distance that can be linked, in median cell diameters "
+                    "(after the global drift is removed).",
+    )
+    max_distance_px: float | None = Field(
+        None, gt=0.0, le=100_000.0,
+        description="The same gate in pixels; overrides max_distance when set.",
+    )
+    drift: bool = Field(
+        True,
+        description="Estimate and remove the global displacement between frames (stage drift, "
+                    "flow, a colony moving as a whole) before linking.",
+    )
+    area_weight: float = Field(
+        1.0, ge=0.0, le=100.0,
+        description="Weight of the area change in the link cost (d/gate)^2 + w*ln(A1/A0)^2; "
+                    "0 links on distance alone.",
+    )
+    max_gap: int = Field(
+        1, ge=0, le=10,
+        description="Frames a cell may be missing from the segmentation and keep its ID (0 = off).",
+    )
+    divisions: bool = Field(
+        True,
+        description="Detect divisions (a cell replaced by two inside its extent whose areas add up "
+                    "to about its area): the mother's track ends, daughters get new IDs.",
+    )
+    min_size: int = Field(
+        0, ge=0, le=10_000_000,
+        description="Cells with fewer pixels are dropped before tracking (0 keeps all).",
+    )
+    max_size: int | None = Field(
+        None, ge=1, le=100_000_000,
+        description="Cells with more pixels are dropped before tracking (null: no limit).",
+    )
+
+    @model_validator(mode="after")
+    def _sizes_ordered(self) -> "LapParams":
         if self.max_size is not None and self.max_size < self.min_size:
             raise ValueError(f"max_size ({self.max_size}) is smaller than min_size "
                              f"({self.min_size})")
@@ -49,7 +103,14 @@ def pyama_trackers():
     yield TrackerRegistration(
         name="iou_hungarian",
         summary="Mask IoU between frames + Hungarian assignment, new IDs in any frame, "
-                "gap closing",
+                "gap closing, divisions",
         implementation="pyama_builtin.tracking.iou_hungarian:track_iou_hungarian",
         params=IouHungarianParams,
+    )
+    yield TrackerRegistration(
+        name="lap",
+        summary="Centroid distance after removing the global drift + linear assignment; "
+                "divisions, gap closing, large motion",
+        implementation="pyama_builtin.tracking.lap:track_lap",
+        params=LapParams,
     )

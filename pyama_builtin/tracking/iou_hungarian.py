@@ -4,7 +4,9 @@ Each frame's cells are matched to the previous frame's tracked cells by intersec
 union, choosing the matching with the largest total IoU (Hungarian algorithm) among pairs
 with IoU >= ``min_iou``. Unmatched cells start new tracks in any frame. With gap closing,
 cells still unmatched are compared with the last masks of tracks lost up to ``max_gap``
-frames ago, so a cell missing from one segmentation keeps its ID.
+frames ago, so a cell missing from one segmentation keeps its ID. A cell replaced by two
+that each lie mostly on it (a division) ends its track; the daughters get new IDs and the
+mother as parent (see ``_divisions.py``).
 
 Cells are held sparsely (flat indices of their pixels and their labels), so the state is a
 few arrays per remembered frame and memory does not grow with the number of frames.
@@ -18,6 +20,10 @@ from typing import Iterable, Iterator, Literal
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+from pyama_framework.types import TrackedFrame
+
+from ._divisions import find_overlap_divisions
 
 __all__ = ["track_iou_hungarian"]
 
@@ -53,7 +59,8 @@ def track_iou_hungarian(
     min_size: int = 0,
     max_size: int | None = None,
     max_gap: int = 1,
-) -> Iterator[np.ndarray]:
+    divisions: bool = True,
+) -> Iterator[TrackedFrame]:
     """Link per-frame cell labels into tracks with consistent IDs.
 
     Parameters
@@ -72,18 +79,25 @@ def track_iou_hungarian(
     max_gap : int, optional
         Largest number of consecutive frames a cell may be missing and still keep its ID.
         0 disables gap closing.
+    divisions : bool, optional
+        Detect divisions: when two cells of a frame each lie mostly (> 50 % of their pixels,
+        or of their boxes with ``iou="bbox"``) on the same cell of the previous frame and
+        their areas add up to about its area, the mother's track ends and each daughter
+        gets a new ID with the mother as parent.
 
     Yields
     ------
-    tracked : (H, W) uint32 ndarray
-        One image per input frame: each kept cell carries its track ID (>= 1), the same in
-        every frame it appears in; background and dropped cells are 0. IDs are assigned in
-        order of first appearance.
+    TrackedFrame
+        One per input frame. ``labels``: (H, W) uint32, each kept cell carries its track ID
+        (>= 1), the same in every frame it appears in; background and dropped cells are 0.
+        IDs are assigned in order of first appearance. ``parents``: each daughter track
+        starting in this frame -> its mother's ID.
 
     Notes
     -----
-    Matching maximises the total IoU over one-to-one pairs with IoU >= ``min_iou``, so a
-    cell that splits or two that merge keep the ID on the best-overlapping side only.
+    Matching maximises the total IoU over one-to-one pairs with IoU >= ``min_iou``; with
+    ``divisions=False`` a cell that splits keeps its ID on the best-overlapping side only,
+    and two that merge continue the best-overlapping track.
     Overlaps are counted from a contingency table of (previous cell, current cell) pixel
     pairs (``np.bincount``), never by comparing cells pair by pair.
     """
@@ -95,6 +109,7 @@ def track_iou_hungarian(
     shape: tuple[int, ...] | None = None
     scratch: np.ndarray | None = None  # dense label image of one remembered frame, reused
     history: deque[_Cells] = deque(maxlen=max_gap + 1)  # newest last
+    divided: deque[np.ndarray] = deque(maxlen=max_gap + 1)  # mothers' IDs, never continued
     next_id = 1
 
     for frame in label_frames:
@@ -110,6 +125,8 @@ def track_iou_hungarian(
 
         cells = _kept_cells(labels, min_size, max_size, with_bbox=(iou == "bbox"))
         unmatched = np.ones(cells.n, dtype=bool)
+        parents: dict[int, int] = {}
+        mothers = np.empty(0, dtype=np.uint32)
 
         # Previous frame first, then tracks lost 1..max_gap frames before it.
         for age, past in enumerate(reversed(history)):
@@ -118,25 +135,47 @@ def track_iou_hungarian(
             if age == 0:
                 candidates = np.ones(past.n, dtype=bool)
             else:
-                seen_later = np.concatenate([h.ids for h in list(history)[len(history) - age:]])
+                seen_later = np.concatenate([h.ids for h in list(history)[len(history) - age:]]
+                                            + list(divided))
                 candidates = ~np.isin(past.ids, seen_later)
                 if not candidates.any():
                     continue
-            prev_idx, cur_idx = _match_by_iou(past, cells, scratch, iou, min_iou,
-                                             candidates, unmatched)
+            p, c, score, inter = _iou_pairs(past, cells, scratch, iou, candidates, unmatched)
+            good = score >= min_iou
+            prev_idx, cur_idx = _max_weight_matching(p[good], c[good], score[good])
             cells.ids[cur_idx] = past.ids[prev_idx]
             unmatched[cur_idx] = False
+            if age == 0 and divisions:
+                found = find_overlap_divisions(p, c, inter, _sizes(past, iou), _sizes(cells, iou))
+                for mother, a, b in found:
+                    daughters = np.array([a, b])
+                    next_id = _new_ids(cells.ids, daughters, next_id)
+                    unmatched[daughters] = False
+                    parents[int(cells.ids[a])] = parents[int(cells.ids[b])] = int(past.ids[mother])
+                mothers = np.array([past.ids[d.mother] for d in found], dtype=np.uint32)
 
-        n_new = int(unmatched.sum())
-        if next_id + n_new > 2**32:
-            raise OverflowError("more than 2**32 - 1 tracks")
-        cells.ids[unmatched] = np.arange(next_id, next_id + n_new, dtype=np.uint32)
-        next_id += n_new
-
+        next_id = _new_ids(cells.ids, np.flatnonzero(unmatched), next_id)
         history.append(cells)
+        divided.append(mothers)
         tracked = np.zeros(labels.size, dtype=np.uint32)
         tracked[cells.pixels] = cells.ids[cells.label]
-        yield tracked.reshape(shape)
+        yield TrackedFrame(tracked.reshape(shape), parents)
+
+
+def _new_ids(ids: np.ndarray, where: np.ndarray, next_id: int) -> int:
+    """Give the cells ``where`` consecutive new IDs from ``next_id``; return the next free."""
+    if next_id + where.size > 2**32:
+        raise OverflowError("more than 2**32 - 1 tracks")
+    ids[where] = np.arange(next_id, next_id + where.size, dtype=np.uint32)
+    return next_id + where.size
+
+
+def _sizes(cells: _Cells, iou: str) -> np.ndarray:
+    """Cell areas, or bounding-box areas when overlaps are measured on boxes."""
+    if iou == "mask":
+        return cells.area
+    b = cells.bbox
+    return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
 
 
 def _kept_cells(labels: np.ndarray, min_size: int, max_size: int | None,
@@ -180,24 +219,21 @@ def _bboxes(pixels: np.ndarray, label: np.ndarray, n: int, width: int) -> np.nda
     return bbox
 
 
-def _match_by_iou(prev: _Cells, cur: _Cells, scratch: np.ndarray, iou: str, min_iou: float,
-                 prev_mask: np.ndarray, cur_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Best one-to-one matching of ``prev`` cells to ``cur`` cells by IoU.
+def _iou_pairs(prev: _Cells, cur: _Cells, scratch: np.ndarray, iou: str,
+               prev_mask: np.ndarray, cur_mask: np.ndarray):
+    """(prev, cur, IoU, intersection) of the overlapping pairs of selected cells.
 
-    Only cells selected by the boolean ``prev_mask`` / ``cur_mask`` take part. Returns the
-    matched cell indices ``(prev_idx, cur_idx)``.
+    Only cells selected by the boolean ``prev_mask`` / ``cur_mask`` take part; with
+    ``iou="bbox"`` IoU and intersection are those of the bounding boxes.
     """
     if iou == "mask":
-        p, c, score = _mask_iou_pairs(prev, cur, scratch, prev_mask, cur_mask)
-    else:
-        p, c, score = _bbox_iou_pairs(prev.bbox, cur.bbox, prev_mask, cur_mask)
-    good = score >= min_iou
-    return _max_weight_matching(p[good], c[good], score[good])
+        return _mask_iou_pairs(prev, cur, scratch, prev_mask, cur_mask)
+    return _bbox_iou_pairs(prev.bbox, cur.bbox, prev_mask, cur_mask)
 
 
 def _mask_iou_pairs(prev: _Cells, cur: _Cells, scratch: np.ndarray,
                     prev_mask: np.ndarray, cur_mask: np.ndarray):
-    """(prev, cur, IoU) for every pair of selected cells whose masks overlap."""
+    """(prev, cur, IoU, intersection) for every pair of selected cells whose masks overlap."""
     # Paint the previous cells (1-based) into the reusable dense buffer and read it back at
     # the current cells' pixels: one pixel pair per overlapping pixel.
     sel = prev_mask[prev.label]
@@ -211,7 +247,7 @@ def _mask_iou_pairs(prev: _Cells, cur: _Cells, scratch: np.ndarray,
     c = cur.label[sel_cur][overlap]
     if p.size == 0:
         empty = np.empty(0, dtype=np.int64)
-        return empty, empty, np.empty(0)
+        return empty, empty, np.empty(0), empty
     # Contingency table as a bincount over pair keys; np.unique when the dense table would
     # be much larger than the number of pixel pairs.
     key = p * cur.n + c
@@ -223,16 +259,17 @@ def _mask_iou_pairs(prev: _Cells, cur: _Cells, scratch: np.ndarray,
         key, inter = np.unique(key, return_counts=True)
     p, c = np.divmod(key, cur.n)
     score = inter / (prev.area[p] + cur.area[c] - inter)
-    return p, c, score
+    return p, c, score, inter
 
 
 def _bbox_iou_pairs(prev_box: np.ndarray, cur_box: np.ndarray,
                     prev_mask: np.ndarray, cur_mask: np.ndarray):
-    """(prev, cur, IoU) for every pair of selected cells whose bounding boxes intersect."""
+    """(prev, cur, IoU, intersection) for every pair of selected cells whose bounding
+    boxes intersect."""
     prev_sel, cur_sel = np.flatnonzero(prev_mask), np.flatnonzero(cur_mask)
     b = cur_box[cur_sel]
     b_area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    ps, cs, scores = [], [], []
+    ps, cs, scores, inters = [], [], [], []
     for start in range(0, prev_sel.size, _BBOX_CHUNK):
         rows = prev_sel[start:start + _BBOX_CHUNK]
         a = prev_box[rows][:, None, :]
@@ -244,10 +281,12 @@ def _bbox_iou_pairs(prev_box: np.ndarray, cur_box: np.ndarray,
         ps.append(rows[i])
         cs.append(cur_sel[j])
         scores.append(inter[i, j] / (a_area + b_area[j] - inter[i, j]))
+        inters.append(inter[i, j])
     if not ps:
         empty = np.empty(0, dtype=np.int64)
-        return empty, empty, np.empty(0)
-    return np.concatenate(ps), np.concatenate(cs), np.concatenate(scores)
+        return empty, empty, np.empty(0), empty
+    return (np.concatenate(ps), np.concatenate(cs), np.concatenate(scores),
+            np.concatenate(inters))
 
 
 def _max_weight_matching(p: np.ndarray, c: np.ndarray,

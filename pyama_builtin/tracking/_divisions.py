@@ -1,0 +1,145 @@
+"""Division detection shared by the built-in trackers.
+
+A division is a cell of frame t-1 (the mother) replaced in frame t by two cells (the
+daughters) that together have about the mother's area. What "replaced" means differs per
+tracker: the ``lap`` tracker asks that both daughters' centroids lie inside the mother's
+extent (:func:`find_divisions`), ``iou_hungarian`` that most of each daughter overlaps the
+mother (:func:`find_overlap_divisions`). Both then apply :func:`plausible_areas`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+__all__ = ["Division", "find_divisions", "find_overlap_divisions", "plausible_areas"]
+
+# Daughters' summed area over the mother's: growth during one frame and segmentation noise
+# on the upper side, lost edge pixels between touching daughters on the lower side.
+AREA_SUM_RANGE = (0.6, 1.5)
+# Each daughter is at most this share of the mother (a "daughter" as large as its mother is
+# the mother itself next to a new object), and the smaller one at least this share of the
+# larger (a speck next to a cell is not a division).
+MAX_DAUGHTER_SHARE = 0.85
+MIN_DAUGHTER_RATIO = 0.25
+# A daughter centroid lies inside the mother's extent when its Mahalanobis distance under
+# the mother's second moments is <= 2 (the edge of a uniform ellipse), plus 25 % slack for
+# motion between the frames.
+EXTENT = 2.5
+
+
+class Division(NamedTuple):
+    """Indices of a mother (previous frame) and her two daughters (current frame)."""
+
+    mother: int
+    daughter_a: int
+    daughter_b: int
+
+
+def plausible_areas(mother: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether daughters of areas ``a`` and ``b`` can come from a mother of area ``mother``."""
+    total = (a + b) / mother
+    return ((total >= AREA_SUM_RANGE[0]) & (total <= AREA_SUM_RANGE[1])
+            & (np.maximum(a, b) <= MAX_DAUGHTER_SHARE * mother)
+            & (np.minimum(a, b) >= MIN_DAUGHTER_RATIO * np.maximum(a, b)))
+
+
+def find_divisions(mother_centre: np.ndarray, mother_area: np.ndarray, mother_cov: np.ndarray,
+                   linked_to: np.ndarray, centre: np.ndarray, area: np.ndarray,
+                   unlinked: np.ndarray) -> list[Division]:
+    """Divisions between a frame's cells and the next frame's, by geometry and areas.
+
+    Parameters
+    ----------
+    mother_centre, mother_area, mother_cov : (n, 2), (n,), (n, 3) ndarray
+        Previous frame's cells: centroid (y, x) predicted in the current frame, area, and
+        second central moments (var_y, var_x, cov_yx).
+    linked_to : (n,) int ndarray
+        Index of the current cell each previous cell is linked to, -1 when none.
+    centre, area : (m, 2), (m,) ndarray
+        Current frame's cells.
+    unlinked : (m,) bool ndarray
+        Current cells no previous cell is linked to.
+
+    Returns
+    -------
+    list of Division
+        One-to-one (each cell in at most one division): a mother, her linked cell (or an
+        unlinked one) and an unlinked cell, both inside her extent, with plausible areas.
+        Ambiguities are resolved greedily by how well the areas add up.
+    """
+    free = np.flatnonzero(unlinked)
+    if free.size == 0 or mother_area.size == 0:
+        return []
+    # (mother, free cell) pairs with the free cell inside the mother's extent; free cells
+    # are few, so this is cheap even in frames with thousands of cells.
+    var_major = 0.5 * (mother_cov[:, 0] + mother_cov[:, 1]) + np.sqrt(
+        0.25 * (mother_cov[:, 0] - mother_cov[:, 1]) ** 2 + mother_cov[:, 2] ** 2)
+    reach = EXTENT * np.sqrt(np.maximum(var_major, 0) + 0.25)
+    hits = cKDTree(mother_centre).query_ball_point(centre[free], float(reach.max()))
+    m = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits])
+    f = np.repeat(free, [len(h) for h in hits])
+    inside = _inside(centre[f] - mother_centre[m], mother_cov[m])
+    m, f = m[inside], f[inside]
+    daughters: dict[int, list[int]] = {}
+    for mm, ff in zip(m.tolist(), f.tolist()):
+        daughters.setdefault(mm, []).append(ff)
+    candidates = []  # (score, mother, a, b)
+    for mm, found in daughters.items():
+        sibling = int(linked_to[mm])
+        if sibling >= 0 and _inside(centre[[sibling]] - mother_centre[mm],
+                                    mother_cov[[mm]])[0]:
+            pairs = [(sibling, b) for b in found]
+        else:  # mother unlinked (or linked outside her extent): two free cells
+            pairs = [(a, b) for i, a in enumerate(found) for b in found[i + 1:]]
+        for a, b in pairs:
+            if plausible_areas(mother_area[mm], area[a], area[b]):
+                score = abs(np.log((area[a] + area[b]) / mother_area[mm]))
+                candidates.append((float(score), mm, a, b))
+    return _greedy(candidates)
+
+
+def find_overlap_divisions(p: np.ndarray, c: np.ndarray, inter: np.ndarray,
+                           mother_area: np.ndarray, area: np.ndarray) -> list[Division]:
+    """Divisions by overlap: two current cells each lying mostly (> 50 %) on one previous cell.
+
+    ``(p, c, inter)`` are the overlapping (previous, current) cell pairs and their common
+    pixel counts; ``mother_area`` and ``area`` the previous and current cells' areas.
+    """
+    mostly = inter > 0.5 * area[c]
+    p, c, inter = p[mostly], c[mostly], inter[mostly]
+    if p.size < 2:
+        return []
+    order = np.lexsort((-inter, p))  # by mother, largest overlap first
+    p, c = p[order], c[order]
+    first = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
+    two = first[(first + 1 < p.size)]
+    two = two[p[np.minimum(two + 1, p.size - 1)] == p[two]]
+    m, a, b = p[two], c[two], c[two + 1]
+    ok = plausible_areas(mother_area[m], area[a], area[b])
+    return [Division(int(x), int(y), int(z)) for x, y, z in zip(m[ok], a[ok], b[ok])]
+
+
+def _inside(offset: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """Whether ``offset[i]`` from a centroid lies within EXTENT Mahalanobis units of
+    moments ``cov[i]`` (var_y, var_x, cov_yx)."""
+    vy, vx, vyx = cov[:, 0], cov[:, 1], cov[:, 2]
+    # Regularise: a 1-px-wide cell still has an extent of ~1 px across.
+    vy, vx = vy + 0.25, vx + 0.25
+    det = vy * vx - vyx * vyx
+    dy, dx = offset[:, 0], offset[:, 1]
+    d2 = (vx * dy * dy - 2 * vyx * dy * dx + vy * dx * dx) / det
+    return d2 <= EXTENT * EXTENT
+
+
+def _greedy(candidates: list[tuple[float, int, int, int]]) -> list[Division]:
+    used_m, used_c, out = set(), set(), []
+    for _, m, a, b in sorted(candidates):
+        if m in used_m or a in used_c or b in used_c:
+            continue
+        used_m.add(m)
+        used_c.update((a, b))
+        out.append(Division(m, a, b))
+    return out

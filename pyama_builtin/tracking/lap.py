@@ -1,0 +1,336 @@
+"""Linear-assignment tracking by centroid distance, after removing the frame's global drift.
+
+Per frame: (1) estimate the global displacement of the cells since the previous frame
+(cross-correlation of the two centroid clouds on a coarse grid, refined by an iterative
+closest-point fit, kept only if it lets more cells find a close partner than no shift);
+(2) link previous cells to current ones by the one-to-one assignment with the lowest total
+cost (squared centroid distance in units of the gate, plus an optional area-change term),
+pairs farther apart than the gate never linked; (3) detect divisions: a previous cell
+replaced by two current cells that lie inside its extent and whose areas add up to about
+its area ends its track, each daughter starting a new one with it as parent; (4) gap
+closing: still unlinked cells are matched against tracks lost up to ``max_gap`` frames ago.
+
+laptrack and TrackMate's LAP tracker are the references; unlike them this tracker streams
+(it links frame by frame and never sees the future), so it holds one row of state per
+recently seen track and memory does not grow with the number of frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+from scipy import fft
+from scipy.ndimage import gaussian_filter
+from scipy.spatial import cKDTree
+
+from pyama_framework.types import TrackedFrame
+
+from ._divisions import Division, find_divisions
+from .iou_hungarian import _kept_cells, _max_weight_matching
+
+__all__ = ["track_lap", "estimate_drift"]
+
+_GRID_CELLS = 128  # long side of the coarse grid the centroid clouds are correlated on
+_ICP_ROUNDS = 4
+
+
+@dataclass
+class _Frame:
+    """Per-cell measurements of one frame (cells numbered 0..n-1)."""
+
+    centre: np.ndarray  # (n, 2) float64 (y, x)
+    area: np.ndarray  # (n,) float64
+    cov: np.ndarray  # (n, 3) float64: var_y, var_x, cov_yx
+    edge: np.ndarray  # (n,) bool: touches the frame border (visible area is not its area)
+    pixels: np.ndarray
+    label: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.area.size
+
+
+@dataclass
+class _Tracks:
+    """State of the tracks that may still be continued (seen in the last max_gap + 1 frames).
+
+    Positions are kept in the coordinates of the latest frame: every frame's drift is added
+    to all of them, so a lost track is predicted where its cell would be now.
+    """
+
+    ids: np.ndarray
+    centre: np.ndarray
+    area: np.ndarray
+    cov: np.ndarray
+    edge: np.ndarray
+    last_seen: np.ndarray  # frame index
+
+    @classmethod
+    def empty(cls) -> "_Tracks":
+        return cls(np.empty(0, np.uint32), np.empty((0, 2)), np.empty(0), np.empty((0, 3)),
+                   np.empty(0, bool), np.empty(0, np.int64))
+
+    def select(self, keep: np.ndarray) -> "_Tracks":
+        return _Tracks(self.ids[keep], self.centre[keep], self.area[keep], self.cov[keep],
+                       self.edge[keep], self.last_seen[keep])
+
+    def extended(self, ids: np.ndarray, cells: _Frame, t: int) -> "_Tracks":
+        return _Tracks(np.concatenate([self.ids, ids]),
+                       np.concatenate([self.centre, cells.centre]),
+                       np.concatenate([self.area, cells.area]),
+                       np.concatenate([self.cov, cells.cov]),
+                       np.concatenate([self.edge, cells.edge]),
+                       np.concatenate([self.last_seen, np.full(cells.n, t)]))
+
+
+def track_lap(
+    label_frames: Iterable[np.ndarray],
+    max_distance: float = 1.0,
+    max_distance_px: float | None = None,
+    drift: bool = True,
+    area_weight: float = 1.0,
+    max_gap: int = 1,
+    divisions: bool = True,
+    min_size: int = 0,
+    max_size: int | None = None,
+) -> Iterator[TrackedFrame]:
+    """Link per-frame cell labels into tracks by centroid distance and linear assignment.
+
+    Parameters
+    ----------
+    label_frames : iterable of (H, W) integer ndarray
+        Per-frame labels in time order (0 = background; numbering need not be consistent
+        across frames). Consumed lazily, one frame at a time.
+    max_distance : float, optional
+        Gate: the largest distance between a cell's predicted and observed centroid that
+        can be linked, in median cell diameters (equivalent diameter of the previous frame's
+        cells). Measured after the global drift is removed.
+    max_distance_px : float or None, optional
+        The gate in pixels; overrides ``max_distance`` when given.
+    drift : bool, optional
+        Estimate and remove the global displacement of the cells between frames (stage
+        drift, flow, a colony moving as a whole) before linking.
+    area_weight : float, optional
+        Weight of the area change in the link cost ``(d / gate)**2 + area_weight *
+        ln(A1 / A0)**2``; 0 links on distance alone.
+    max_gap : int, optional
+        Frames a cell may be missing and still keep its ID (0 disables gap closing).
+    divisions : bool, optional
+        Detect divisions: the mother's track ends, each daughter gets a new ID and the
+        mother as parent.
+    min_size, max_size : int, optional
+        Cells with fewer than ``min_size`` or more than ``max_size`` pixels are dropped
+        (set to 0 in the output). ``max_size=None`` means no upper limit.
+
+    Yields
+    ------
+    TrackedFrame
+        ``labels``: (H, W) uint32, each kept cell carries its track ID (>= 1, assigned in
+        order of first appearance); ``parents``: for each daughter track starting in this
+        frame, its mother's ID.
+    """
+    if max_distance <= 0 or (max_distance_px is not None and max_distance_px <= 0):
+        raise ValueError("max_distance and max_distance_px must be > 0")
+    if max_gap < 0:
+        raise ValueError(f"max_gap must be >= 0, got {max_gap}")
+    if area_weight < 0:
+        raise ValueError(f"area_weight must be >= 0, got {area_weight}")
+
+    shape: tuple[int, ...] | None = None
+    tracks = _Tracks.empty()
+    next_id = 1
+    for t, frame in enumerate(label_frames):
+        labels = np.asarray(frame)
+        if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"label frames must be 2-D integer arrays, got {labels.dtype} "
+                             f"{labels.shape}")
+        if shape is None:
+            shape = labels.shape
+        elif labels.shape != shape:
+            raise ValueError(f"frame shape {labels.shape} differs from the first {shape}")
+
+        cur = _measure(labels, min_size, max_size)
+        ids = np.zeros(cur.n, dtype=np.uint32)
+        parents: dict[int, int] = {}
+        recent = tracks.last_seen == t - 1
+        if tracks.ids.size and cur.n:
+            gate = _gate(tracks.area[recent], max_distance, max_distance_px)
+            if drift and recent.any():
+                shift = estimate_drift(tracks.centre[recent], cur.centre, shape, gate,
+                                       tracks.area[recent], cur.area)
+                tracks.centre += shift
+            # 1. frame-to-frame links from the tracks seen in the previous frame
+            prev = np.flatnonzero(recent)
+            p, c = _link(tracks.centre[prev], tracks.area[prev], tracks.edge[prev],
+                         cur.centre, cur.area, cur.edge, gate, area_weight)
+            ids[c] = tracks.ids[prev[p]]
+            linked_to = np.full(prev.size, -1)
+            linked_to[p] = c
+            ended = np.zeros(tracks.ids.size, dtype=bool)
+            # 2. divisions: the mother ends, daughters get new IDs below
+            if divisions:
+                for d in find_divisions(tracks.centre[prev], tracks.area[prev],
+                                        tracks.cov[prev], linked_to, cur.centre, cur.area,
+                                        ids == 0):
+                    mother = prev[d.mother]
+                    ended[mother] = True
+                    ids[[d.daughter_a, d.daughter_b]] = 0
+                    next_id = _new_ids(ids, [d.daughter_a, d.daughter_b], next_id)
+                    parents.update({int(ids[d.daughter_a]): int(tracks.ids[mother]),
+                                    int(ids[d.daughter_b]): int(tracks.ids[mother])})
+            # 3. gap closing against tracks lost 1..max_gap frames ago, most recent first
+            for age in range(2, max_gap + 2):
+                lost = np.flatnonzero((tracks.last_seen == t - age) & ~ended)
+                free = np.flatnonzero(ids == 0)
+                if not lost.size or not free.size:
+                    continue
+                p, c = _link(tracks.centre[lost], tracks.area[lost], tracks.edge[lost],
+                             cur.centre[free], cur.area[free], cur.edge[free], gate,
+                             area_weight)
+                ids[free[c]] = tracks.ids[lost[p]]
+            # Continued tracks are replaced by their current cell below, divided ones end.
+            tracks = tracks.select(~ended & ~np.isin(tracks.ids, ids))
+        tracks = tracks.select(tracks.last_seen >= t - max_gap)
+        next_id = _new_ids(ids, np.flatnonzero(ids == 0), next_id)
+        tracks = tracks.extended(ids, cur, t)
+        out = np.zeros(labels.size, dtype=np.uint32)
+        out[cur.pixels] = ids[cur.label]
+        yield TrackedFrame(out.reshape(shape), parents)
+
+
+def _new_ids(ids: np.ndarray, where, next_id: int) -> int:
+    where = np.asarray(where, dtype=np.int64)
+    if next_id + where.size > 2**32:
+        raise OverflowError("more than 2**32 - 1 tracks")
+    ids[where] = np.arange(next_id, next_id + where.size, dtype=np.uint32)
+    return next_id + where.size
+
+
+def _measure(labels: np.ndarray, min_size: int, max_size: int | None) -> _Frame:
+    """Centroid, area and second central moments of the kept cells of ``labels``."""
+    cells = _kept_cells(labels, min_size, max_size, with_bbox=False)
+    n = cells.n
+    rows, cols = np.divmod(cells.pixels, labels.shape[1])
+    rows, cols = rows.astype(np.float64), cols.astype(np.float64)
+    area = cells.area.astype(np.float64)
+    sy, sx = (np.bincount(cells.label, v, minlength=n) for v in (rows, cols))
+    syy, sxx, syx = (np.bincount(cells.label, v, minlength=n)
+                     for v in (rows * rows, cols * cols, rows * cols))
+    cy, cx = sy / np.maximum(area, 1), sx / np.maximum(area, 1)
+    cov = np.stack([syy / area - cy * cy, sxx / area - cx * cx, syx / area - cy * cx], axis=1)
+    h, w = labels.shape
+    border = (rows == 0) | (rows == h - 1) | (cols == 0) | (cols == w - 1)
+    edge = np.bincount(cells.label[border], minlength=n) > 0
+    return _Frame(np.stack([cy, cx], axis=1).reshape(n, 2), area, cov.reshape(n, 3), edge,
+                  cells.pixels, cells.label)
+
+
+def _gate(area: np.ndarray, max_distance: float, max_distance_px: float | None) -> float:
+    if max_distance_px is not None:
+        return float(max_distance_px)
+    diameter = 2.0 * np.sqrt(np.median(area) / np.pi) if area.size else 10.0
+    return float(max_distance * diameter)
+
+
+def _link(prev_c: np.ndarray, prev_a: np.ndarray, prev_edge: np.ndarray, cur_c: np.ndarray,
+          cur_a: np.ndarray, cur_edge: np.ndarray, gate: float,
+          area_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest-cost one-to-one links between two sets of cells within ``gate`` pixels.
+
+    The cost of a link is ``(d / gate)**2 + area_weight * ln(a1 / a0)**2``; leaving a cell
+    unlinked costs 1 (TrackMate's alternative cost), so only links cheaper than that are
+    made, and among those the assignment maximises the total saving. The area term is left
+    out when either cell touches the frame border: crossing it changes the visible area.
+    """
+    if not prev_c.size or not cur_c.size:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    pairs = cKDTree(prev_c).sparse_distance_matrix(cKDTree(cur_c), gate, output_type="ndarray")
+    p, c = pairs["i"].astype(np.int64), pairs["j"].astype(np.int64)
+    weight = np.where(prev_edge[p] | cur_edge[c], 0.0, area_weight)
+    cost = (pairs["v"] / gate) ** 2 + weight * np.log(cur_a[c] / prev_a[p]) ** 2
+    # Saving must be > 0 (zero marks "no pair" in the matching); ties at the gate are dropped.
+    keep = cost < 1.0
+    return _max_weight_matching(p[keep], c[keep], 1.0 - cost[keep] + 1e-9)
+
+
+def estimate_drift(prev: np.ndarray, cur: np.ndarray, shape: tuple[int, ...], gate: float,
+                   prev_weight: np.ndarray | None = None,
+                   cur_weight: np.ndarray | None = None) -> np.ndarray:
+    """Global displacement (dy, dx) that carries the ``prev`` centroids onto ``cur``.
+
+    Parameters
+    ----------
+    prev, cur : (n, 2) and (m, 2) float ndarray
+        Cell centroids (y, x) in two frames.
+    shape : (H, W)
+        Frame shape; shifts up to the frame size in either direction are found.
+    gate : float
+        Linking distance in pixels: sets the coarse grid (a quarter of it per cell, at
+        most ``_GRID_CELLS`` per side) and the radius of the closest-point refinement.
+    prev_weight, cur_weight : (n,) and (m,) float ndarray, optional
+        Weights of the points in the coarse correlation (e.g. cell areas).
+
+    Returns
+    -------
+    (2,) float64 ndarray
+        The shift; zero when it does not bring more cells within ``gate / 2`` of a partner
+        than no shift does.
+
+    Notes
+    -----
+    The two clouds are splatted on a coarse grid, blurred by about one cell and
+    cross-correlated (zero-padded FFT), so the peak follows the layout of the whole field
+    rather than any single cell: it stays right when the colony moves several cell sizes
+    between frames, where nearest-neighbour matching alone locks onto the wrong neighbour.
+    The coarse peak is then refined by an iterative closest-point fit (median residual of
+    mutual nearest neighbours within the gate).
+    """
+    zero = np.zeros(2)
+    if prev.shape[0] == 0 or cur.shape[0] == 0:
+        return zero
+    step = max(gate / 4.0, max(shape) / _GRID_CELLS, 1.0)
+    grid = (int(np.ceil(shape[0] / step)) + 1, int(np.ceil(shape[1] / step)) + 1)
+    a = _splat(prev, prev_weight, grid, step)
+    b = _splat(cur, cur_weight, grid, step)
+    # Zero-padded (no wrap-around) to sizes FFT is fast on (a prime side is ~10x slower).
+    size = (fft.next_fast_len(2 * grid[0], real=True), fft.next_fast_len(2 * grid[1], real=True))
+    corr = fft.irfft2(fft.rfft2(b, size) * np.conj(fft.rfft2(a, size)), size)
+    peak = np.array(np.unravel_index(int(np.argmax(corr)), size), dtype=np.float64)
+    peak = np.where(peak >= np.array(size) // 2, peak - np.array(size), peak)
+    shift = peak * step
+    tree = cKDTree(cur)
+    shift = _refine(prev, tree, shift, gate)
+    if _n_close(prev, tree, shift, gate / 2) > _n_close(prev, tree, zero, gate / 2):
+        return shift
+    return _refine(prev, tree, zero, gate / 2)
+
+
+def _splat(points: np.ndarray, weight: np.ndarray | None, grid: tuple[int, int],
+           step: float) -> np.ndarray:
+    """Weighted point histogram on the coarse grid, blurred by ~1 cell, zero mean."""
+    idx = np.clip(np.rint(points / step).astype(np.int64), 0, np.array(grid) - 1)
+    w = np.ones(points.shape[0]) if weight is None else np.asarray(weight, dtype=np.float64)
+    image = np.bincount(idx[:, 0] * grid[1] + idx[:, 1], w, minlength=grid[0] * grid[1])
+    image = gaussian_filter(image.reshape(grid), 2.0)
+    return image - image.mean()
+
+
+def _refine(prev: np.ndarray, tree: cKDTree, shift: np.ndarray, radius: float) -> np.ndarray:
+    """Iterative closest point (translation only) from ``shift``."""
+    for _ in range(_ICP_ROUNDS):
+        dist, j = tree.query(prev + shift, distance_upper_bound=radius)
+        ok = np.isfinite(dist)
+        if not ok.any():
+            break
+        step = np.median(tree.data[j[ok]] - (prev[ok] + shift), axis=0)
+        shift = shift + step
+        if np.hypot(*step) < 0.1:
+            break
+    return shift
+
+
+def _n_close(prev: np.ndarray, tree: cKDTree, shift: np.ndarray, radius: float) -> int:
+    dist, _ = tree.query(prev + shift, distance_upper_bound=radius)
+    return int(np.isfinite(dist).sum())

@@ -1,0 +1,278 @@
+"""Lineage-aware tracking: the ``lap`` tracker (large motion, gaps, divisions, streaming) and
+the divisions of ``iou_hungarian``, on constructed scenes whose answer is known exactly."""
+
+from __future__ import annotations
+
+import inspect
+import tracemalloc
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from pyama_builtin.tracking import LapParams
+from pyama_builtin.tracking.iou_hungarian import track_iou_hungarian
+from pyama_builtin.tracking.lap import estimate_drift, track_lap
+from pyama_framework.registry import discover
+from pyama_framework.types import TrackedFrame
+
+TRACKERS = {"lap": track_lap, "iou_hungarian": track_iou_hungarian}
+
+
+def ellipses(shape, cells):
+    """Label image of filled ellipses: ``cells`` is [(label, y, x, half_length, half_width)]
+    with the long axis along x."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, dtype=np.uint16)
+    for label, y, x, a, b in cells:
+        labels[((yy - y) / b) ** 2 + ((xx - x) / a) ** 2 <= 1] = label
+    return labels
+
+
+def run(tracker, frames, **params):
+    out = list(tracker(iter(frames), **params))
+    assert all(isinstance(f, TrackedFrame) for f in out)
+    return [f.labels for f in out], [dict(f.parents) for f in out]
+
+
+def ids_at(labels, points):
+    return [int(labels[int(round(y)), int(round(x))]) for y, x in points]
+
+
+def packed_disks(shape, centres, radius, seed):
+    """Touching disks (Voronoi-clipped, so neighbours share borders) labelled at random."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    d2 = (yy[..., None] - centres[:, 0]) ** 2 + (xx[..., None] - centres[:, 1]) ** 2
+    nearest = d2.argmin(-1)
+    inside = d2.min(-1) <= radius * radius
+    lut = np.random.default_rng(seed).permutation(len(centres)) + 1
+    return np.where(inside, lut[nearest], 0).astype(np.uint16)
+
+
+# ------------------------------------------------------------------ divisions
+@pytest.mark.parametrize("name", TRACKERS)
+def test_a_dividing_rod_ends_its_track_and_daughters_get_new_ids(name):
+    shape = (80, 140)
+    other = (7, 12, 20, 8, 6)  # a bystander that does not divide
+    mother = [(3, 40, 70, 24, 6), other]
+    daughters = [(5, 40, 58, 11, 6), (9, 40, 83, 11, 6), other]
+    grown = [(1, 40, 57, 12, 6), (2, 40, 84, 12, 6), other]
+    labels, parents = run(TRACKERS[name], [ellipses(shape, c) for c in (mother, mother, daughters, grown)])
+    m = ids_at(labels[1], [(40, 70)])[0]
+    a, b = ids_at(labels[2], [(40, 58), (40, 83)])
+    assert len({m, a, b}) == 3 and m not in np.unique(labels[2])
+    assert parents[2] == {a: m, b: m}
+    assert ids_at(labels[3], [(40, 57), (40, 84)]) == [a, b] and parents[3] == {}
+    bystander = {int(lab[12, 20]) for lab in labels}
+    assert len(bystander) == 1 and parents[0] == parents[1] == {}
+
+
+@pytest.mark.parametrize("name", TRACKERS)
+@pytest.mark.parametrize("daughters", [
+    [(5, 40, 58, 4, 3), (9, 40, 83, 11, 6)],  # a speck next to a cell: no division
+    [(5, 40, 50, 24, 6), (9, 40, 90, 24, 6)],  # two cells as large as the mother: no division
+])
+def test_implausible_splits_are_not_divisions(name, daughters):
+    mother = [(3, 40, 70, 24, 6)]
+    _, parents = run(TRACKERS[name], [ellipses((80, 140), c) for c in (mother, daughters)])
+    assert parents[1] == {}
+
+
+@pytest.mark.parametrize("name", TRACKERS)
+def test_divisions_can_be_turned_off(name):
+    mother = [(3, 40, 70, 24, 6)]
+    daughters = [(5, 40, 58, 11, 6), (9, 40, 83, 11, 6)]
+    labels, parents = run(TRACKERS[name], [ellipses((80, 140), c) for c in (mother, daughters)],
+                          divisions=False)
+    assert parents[1] == {}
+    assert ids_at(labels[0], [(40, 70)])[0] in ids_at(labels[1], [(40, 58), (40, 83)])
+
+
+def test_lap_finds_a_division_after_a_large_drift():
+    """The colony moves 70 px (about 6 cell widths) in the frame where a rod divides."""
+    shape = (160, 260)
+    rods = [(1, 40, 60, 24, 6), (2, 70, 60, 20, 6), (3, 100, 70, 22, 6)]
+    before = ellipses(shape, rods)
+    dy, dx = 20, 67
+    after = ellipses(shape, [(4, 40 + dy, 48 + dx, 11, 6), (8, 40 + dy, 73 + dx, 11, 6),
+                             (6, 70 + dy, 61 + dx, 20, 6), (5, 100 + dy, 70 + dx, 22, 6)])
+    labels, parents = run(track_lap, [before, after])
+    mother, two, three = ids_at(labels[0], [(40, 60), (70, 60), (100, 70)])
+    a, b, two_, three_ = ids_at(labels[1], [(40 + dy, 48 + dx), (40 + dy, 73 + dx),
+                                            (70 + dy, 61 + dx), (100 + dy, 70 + dx)])
+    assert (two_, three_) == (two, three)
+    assert parents[1] == {a: mother, b: mother}
+
+
+# ------------------------------------------------------------------ gaps
+@pytest.mark.parametrize("name", TRACKERS)
+@pytest.mark.parametrize("missing, max_gap, keeps", [(1, 1, True), (1, 0, False), (2, 1, False),
+                                                     (2, 2, True)])
+def test_gap_closing(name, missing, max_gap, keeps):
+    shape = (60, 120)
+    cells = [(1, 20, 20, 8, 6), (2, 40, 80, 8, 6)]
+    frames = [ellipses(shape, cells)]
+    frames += [ellipses(shape, cells[1:])] * missing  # cell 1 missing from the segmentation
+    frames += [ellipses(shape, cells)]
+    labels, _ = run(TRACKERS[name], frames, max_gap=max_gap)
+    first, last = int(labels[0][20, 20]), int(labels[-1][20, 20])
+    assert (first == last) is keeps
+    assert len({int(lab[40, 80]) for lab in labels}) == 1
+
+
+def test_cells_appearing_in_any_frame_get_new_ids():
+    shape = (60, 120)
+    a = ellipses(shape, [(1, 20, 20, 8, 6)])
+    b = ellipses(shape, [(4, 21, 22, 8, 6), (2, 40, 90, 8, 6)])
+    labels, _ = run(track_lap, [a, b, b])
+    assert int(labels[1][21, 22]) == 1 and int(labels[1][40, 90]) == 2 == int(labels[2][40, 90])
+
+
+# ------------------------------------------------------------------ large motion
+def grid_scene(n_frames, step, seed, radius=6.0, jitter=1.0):
+    """A 6 x 8 lattice of touching disks moving ``step`` px per frame in random directions
+    (a colony drifting as a whole) with a small independent jitter per cell. Returns
+    (frames, true centres (T, n, 2)); labels are random in every frame."""
+    rng = np.random.default_rng(seed)
+    base = np.stack(np.meshgrid(np.arange(6) * 2 * radius, np.arange(8) * 2 * radius,
+                                indexing="ij"), -1).reshape(-1, 2).astype(float) + 60
+    frames, centres, offset = [], [], np.zeros(2)
+    for t in range(n_frames):
+        if t:
+            angle = rng.uniform(0, 2 * np.pi)
+            offset = offset + step * np.array([np.sin(angle), np.cos(angle)])
+            offset = np.clip(offset, -50, 50)  # stay in the field
+        c = base + offset + rng.normal(0, jitter, base.shape)
+        centres.append(c)
+        frames.append(packed_disks((280, 320), c, radius, seed * 100 + t))
+    return frames, np.array(centres)
+
+
+def identities(labels, centres):
+    return np.array([ids_at(lab, c) for lab, c in zip(labels, centres)])
+
+
+def test_lap_links_a_colony_that_moves_three_cell_sizes_per_frame():
+    frames, centres = grid_scene(8, step=36.0, seed=3)  # cells are 12 px wide
+    ids = identities(run(track_lap, frames)[0], centres)
+    assert (ids > 0).all()
+    assert (ids == ids[0]).all(), "every cell keeps its ID in every frame"
+    # Without the drift estimate overlap and distance cannot link it: iou_hungarian loses it.
+    iou = identities(run(track_iou_hungarian, frames)[0], centres)
+    assert (iou[1:] != iou[0]).mean() > 0.9
+
+
+@pytest.mark.parametrize("name, step, jitter", [
+    ("lap", 3.0, 1.5),  # cells move up to ~half their width on their own
+    ("iou_hungarian", 1.5, 0.5),  # overlap needs motions well below the cell size
+])
+def test_no_identity_switch_among_touching_cells_that_jitter(name, step, jitter):
+    frames, centres = grid_scene(10, step=step, seed=5, jitter=jitter)
+    labels, parents = run(TRACKERS[name], frames)
+    ids = identities(labels, centres)
+    assert (ids == ids[0]).all()
+    assert len(np.unique(ids[0])) == centres.shape[1]
+    assert not any(parents)
+
+
+def test_drift_estimate_recovers_a_shift_larger_than_the_gate():
+    rng = np.random.default_rng(0)
+    prev = rng.uniform(100, 400, size=(80, 2))
+    cur = np.concatenate([prev[5:] + [63.0, -41.0] + rng.normal(0, 1, (75, 2)),
+                          rng.uniform(100, 400, size=(6, 2))])  # some cells lost, some new
+    shift = estimate_drift(prev, cur, (512, 512), gate=15.0)
+    np.testing.assert_allclose(shift, [63.0, -41.0], atol=1.0)
+    assert not estimate_drift(prev, prev[::-1].copy(), (512, 512), gate=15.0).any()
+
+
+def test_drift_is_not_invented_for_cells_moving_on_their_own():
+    """Independent small motions: the estimate stays ~0 instead of chasing a lattice period."""
+    frames, centres = grid_scene(2, step=0.0, seed=9, jitter=2.0)
+    shift = estimate_drift(centres[0], centres[1], frames[0].shape, gate=12.0)
+    assert np.hypot(*shift) < 1.5
+
+
+# ------------------------------------------------------------------ streaming
+def test_consumes_lazily_and_leaves_inputs_untouched():
+    frames = [ellipses((40, 60), [(1, 20, 15 + 3 * t, 8, 5)]) for t in range(5)]
+    copies = [f.copy() for f in frames]
+    pulled = []
+
+    def source():
+        for t, f in enumerate(frames):
+            pulled.append(t)
+            yield f
+
+    tracker = track_lap(source())
+    next(tracker)
+    assert pulled == [0]
+    rest = list(tracker)
+    assert len(rest) == 4 and all(int(r.labels[20, 15 + 3 * (t + 1)]) == 1 for t, r in enumerate(rest))
+    for f, c in zip(frames, copies):
+        np.testing.assert_array_equal(f, c)
+
+
+@pytest.mark.parametrize("name", TRACKERS)
+def test_memory_does_not_grow_with_the_number_of_frames(name):
+    """Cells are born and lost all the time; the state must still stay bounded."""
+    def movie(n):
+        for t in range(n):
+            # A different set of 20 cells in every other frame: tracks end and start.
+            shift = 10 * (t % 2)
+            yield packed_disks((96, 128), np.array([[12 + 18 * (i // 5) + shift, 12 + 24 * (i % 5)]
+                                                    for i in range(20)], float), 6, t)
+
+    def peak(n):
+        tracemalloc.start()
+        for _ in TRACKERS[name](movie(n)):
+            pass
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    assert peak(240) < 1.3 * peak(30)
+
+
+# ------------------------------------------------------------------ params, registration
+@pytest.mark.parametrize("bad", [{"max_distance": 0}, {"max_distance_px": -1}, {"area_weight": -1},
+                                 {"max_gap": 11}, {"min_size": 10, "max_size": 5}, {"drift": "sometimes"},
+                                 {"typo": 1}])
+def test_invalid_params_are_rejected(bad):
+    with pytest.raises(ValidationError):
+        LapParams.model_validate(bad)
+
+
+@pytest.mark.parametrize("kwargs", [{"max_distance": 0}, {"max_gap": -1}, {"area_weight": -0.5}])
+def test_function_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        list(track_lap([np.zeros((4, 4), np.uint16)], **kwargs))
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), dtype=np.float32), np.zeros((2, 4, 4), dtype=np.uint16)])
+def test_rejects_non_label_frames(bad):
+    with pytest.raises(ValueError):
+        list(track_lap([bad]))
+
+
+def test_rejects_changing_frame_shape():
+    with pytest.raises(ValueError):
+        list(track_lap([np.zeros((4, 4), np.uint16), np.zeros((4, 5), np.uint16)]))
+
+
+def test_empty_frames_and_size_filters():
+    cells = ellipses((40, 60), [(1, 20, 15, 8, 5), (2, 10, 50, 2, 2)])
+    empty = np.zeros_like(cells)
+    labels, _ = run(track_lap, [empty, cells, empty, cells], min_size=20)
+    assert not labels[0].any() and not labels[2].any()
+    assert int(labels[1][20, 15]) == int(labels[3][20, 15]) == 1  # gap of 1 closed
+    assert labels[1][10, 50] == 0
+
+
+def test_registration_is_lazy_and_params_match_the_function():
+    registration = discover().get("tracker", "lap")
+    assert isinstance(registration.implementation, str)
+    function = registration.load()
+    assert function is track_lap
+    signature = inspect.signature(function)
+    for name, value in registration.validate_params({}).model_dump().items():
+        assert signature.parameters[name].default == value
