@@ -166,6 +166,32 @@ def test_cell_diameter_scales_the_debris_size():
     assert segment_logstd(image, cell_diameter=60).max() == 0  # 0.25 x 3600 = 900 px
 
 
+def test_cell_diameter_in_micrometres_uses_the_pixel_size():
+    """cell_diameter_um / pixel_size_um is the width in px: 6 µm at 0.1 µm/px is 60 px."""
+    image, _ = _dark_cell_image((128, 128), (64, 64), 10)
+    np.testing.assert_array_equal(segment_logstd(image, cell_diameter_um=1.6, pixel_size_um=0.1),
+                                  segment_logstd(image, cell_diameter=16))
+    assert segment_logstd(image, cell_diameter_um=1.6, pixel_size_um=0.1).max() == 1
+    assert segment_logstd(image, cell_diameter_um=6.0, pixel_size_um=0.1).max() == 0
+
+
+@pytest.mark.parametrize("pixel_size", [None, 0.0])
+def test_cell_diameter_in_micrometres_without_pixel_size_is_an_error(pixel_size):
+    image, _ = _dark_cell_image((64, 64), (32, 32), 9)
+    with pytest.raises(ValueError, match="set.*cell_diameter|cell_diameter instead"):
+        segment_logstd(image, cell_diameter_um=2.0, pixel_size_um=pixel_size)
+    with pytest.raises(ValueError, match="cell_diameter instead"):
+        segment_logstd(image, cell_diameter_um=2.0)
+
+
+def test_cell_diameter_in_px_and_um_together_is_an_error():
+    image, _ = _dark_cell_image((64, 64), (32, 32), 9)
+    with pytest.raises(ValueError, match="set one"):
+        segment_logstd(image, cell_diameter=16, cell_diameter_um=2.0, pixel_size_um=0.1)
+    with pytest.raises(ValidationError, match="not both"):
+        LogStdParams.model_validate({"cell_diameter": 16, "cell_diameter_um": 2.0})
+
+
 def test_debris_speck_is_rejected():
     """A dark 3 px speck next to a cell is dropped (too small for the estimated width)
     while the cell is kept."""
@@ -208,6 +234,41 @@ def test_touching_pair_is_split_in_two():
     assert labels.max() == 5
     mean, per_cell, _ = seg_score(truth, labels)
     assert per_cell[:2].min() >= 0.7 and mean >= 0.8
+
+
+def test_mosaic_packs_tiles_apart():
+    """The split step processes all candidates in one mosaic: tiles must come back intact
+    and be at least the gap apart (the smoothing must not see a neighbour)."""
+    from pyama_builtin.segmentation.objects import _mosaic
+
+    rng = np.random.default_rng(5)
+    tiles = [rng.random((int(h), int(w))) < 0.7 for h, w in rng.integers(1, 40, (30, 2))]
+    canvas, places = _mosaic(tiles, 5)
+    owner = np.zeros(canvas.shape, dtype=int)
+    for k, (tile, place) in enumerate(zip(tiles, places)):
+        np.testing.assert_array_equal(canvas[place], tile)
+        grown = tuple(slice(max(s.start - 5, 0), s.stop + 5) for s in place)
+        assert not owner[grown].any()  # no other tile within the gap
+        owner[place] = k + 1
+    assert canvas.sum() == sum(t.sum() for t in tiles)
+
+
+def test_split_matches_processing_each_object_alone():
+    """Splitting in the mosaic gives the pieces a per-object watershed gives."""
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+    image, _ = _touching_pair_and_singles()
+    merged = segment_logstd(image, split_touching_cells=False)
+    pair = np.bincount(merged.ravel())[1:].argmax() + 1
+    obj = np.pad(merged == pair, 1)
+    distance = ndi.gaussian_filter(ndi.distance_transform_edt(obj), 1.0)
+    markers, _ = ndi.label(h_maxima(distance, 0.1 * 14))
+    alone = watershed(-distance, markers, mask=obj)[1:-1, 1:-1]
+    split = segment_logstd(image, cell_diameter=14)
+    inside = merged == pair
+    # Same partition of the pair (numbers may differ): each piece maps to one piece.
+    pairs = np.unique(np.stack([alone[inside], split[inside]]), axis=1)
+    assert pairs.shape[1] == np.unique(alone[inside]).size == np.unique(split[inside]).size == 2
 
 
 def test_spec_morphology_is_reachable():
@@ -287,6 +348,7 @@ def test_registration_is_lazy_and_params_match_the_function():
 @pytest.mark.parametrize("bad", [{"window_size": 4}, {"min_size": 100, "max_size": 50},
                                  {"threshold_method": "otsu"}, {"iterations": 0}, {"typo": 1},
                                  {"polarity": "up"}, {"cell_diameter": -1}, {"split_h": 0},
+                                 {"cell_diameter_um": -1}, {"cell_diameter": 9, "cell_diameter_um": 1},
                                  {"min_thickness": 1.5}, {"body_contrast": -0.1}])
 def test_invalid_params_are_rejected(bad):
     with pytest.raises(ValidationError):

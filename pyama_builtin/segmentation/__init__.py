@@ -15,7 +15,8 @@ class LogStdParams(PluginParams):
 
     Defaults were chosen by SEG on three real annotated movies (stem cells, myoblasts,
     B. subtilis) and the synthetic scenes together; see docs/algorithms.md. Sizes scale with
-    ``cell_diameter`` (estimated per frame when 0). The spec's morphology is
+    ``cell_diameter`` in px, or ``cell_diameter_um`` converted with the file's pixel size
+    (estimated per frame when both are 0). The spec's morphology is
     ``footprint_radius: 7, iterations: 3`` (it erases cells narrower than ~40 px).
     """
 
@@ -65,6 +66,11 @@ class LogStdParams(PluginParams):
         0.0, ge=0.0, le=1000.0,
         description="Typical cell width in px (short axis of a rod); 0 = estimate per frame.",
     )
+    cell_diameter_um: float = Field(
+        0.0, ge=0.0, le=10_000.0,
+        description="Typical cell width in µm, converted with the file's pixel size "
+                    "(0 = unused; set this or cell_diameter, not both).",
+    )
     min_area_fraction: float = Field(
         0.25, ge=0.0, le=100.0,
         description="Objects smaller than this x cell_diameter^2 px are debris.",
@@ -105,6 +111,8 @@ class LogStdParams(PluginParams):
 
     @model_validator(mode="after")
     def _sizes_ordered(self) -> "LogStdParams":
+        if self.cell_diameter and self.cell_diameter_um:
+            raise ValueError("set cell_diameter (px) or cell_diameter_um, not both")
         if self.max_size < self.min_size:
             raise ValueError(f"max_size ({self.max_size}) is smaller than min_size "
                              f"({self.min_size})")

@@ -8,12 +8,15 @@ per frame:
 2. threshold of the log-STD histogram: ``"mode_sigma"`` (pyama: fullest bin + n_sigma x the
    standard deviation of the values at or below it) or ``"valley"``, never below a local
    std of ``min_std`` grey levels (the contour lines of quantised 8-bit frames);
-3. closing by ``disk(footprint_radius)`` x ``iterations``, hole filling;
-4. cell bodies: pixels deviating from the local background in the cells' direction (read
-   from the frame, ``polarity``) by more than ``body_contrast`` x the background noise: the
-   halo, on the other side of the background, is dropped; holes filled again;
+3. closing by ``disk(footprint_radius)`` x ``iterations``; holes filled on the mask shrunk
+   2x by OR-ing 2 x 2 blocks (4x cheaper; the rim cannot break there);
+4. polarity (cells brighter or darker than the background) from the mask's interior
+   against its rim; cell bodies: pixels deviating from the local background in the cells'
+   direction by more than ``body_contrast`` x the background noise: the halo, on the other
+   side of the background, is dropped; holes filled at full resolution;
 5. opening by the same disk; objects rejected as debris / halo fragments by size,
-   thickness and contrast relative to the cell width (given, or estimated per frame);
+   thickness and contrast relative to the cell width (given in px or µm, or estimated per
+   frame);
 6. touching cells split by a marker-controlled watershed on the distance transform.
 """
 
@@ -48,6 +51,7 @@ def segment_logstd(
     polarity: Literal["auto", "dark", "bright", "none"] = "auto",
     body_contrast: float = 0.0,
     cell_diameter: float = 0.0,
+    cell_diameter_um: float = 0.0,
     min_area_fraction: float = 0.25,
     min_thickness: float = 0.5,
     min_contrast: float = 2.0,
@@ -55,6 +59,7 @@ def segment_logstd(
     split_h: float = 0.1,
     min_size: int = 50,
     max_size: int = 10_000,
+    pixel_size_um: float | None = None,
 ) -> np.ndarray:
     """Segment cells in a phase-contrast or bright-field frame.
 
@@ -86,6 +91,9 @@ def segment_logstd(
         standard deviations (ignored with ``polarity="none"``).
     cell_diameter : float, optional
         Typical cell width in px (short axis of a rod); 0 estimates it per frame.
+    cell_diameter_um : float, optional
+        The same in micrometres (0 = unused); needs ``pixel_size_um``. Set at most one of
+        the two.
     min_area_fraction : float, optional
         Objects smaller than this x ``cell_diameter**2`` px are debris.
     min_thickness : float, optional
@@ -99,17 +107,27 @@ def segment_logstd(
         Marker height of the watershed, x ``cell_diameter`` (larger splits less).
     min_size, max_size : int, optional
         Objects with fewer or more pixels are discarded (absolute bounds).
+    pixel_size_um : float or None, optional
+        Pixel size of the frame in micrometres (passed by the segment stage from the file's
+        metadata; None when unknown). Used only to convert ``cell_diameter_um``.
 
     Returns
     -------
     labels : (H, W) int32 ndarray
         0 is background, cells are numbered 1..N.
+
+    Raises
+    ------
+    ValueError
+        ``cell_diameter_um`` set without a pixel size, or together with ``cell_diameter``.
     """
     image = np.asarray(image)
     if image.ndim != 2:
         raise ValueError(f"expected a 2-D image, got shape {image.shape}")
     if window_size < 1 or window_size % 2 == 0:
         raise ValueError(f"window_size must be a positive odd integer, got {window_size}")
+
+    width = _given_width(cell_diameter, cell_diameter_um, pixel_size_um)
 
     variance = local_variance(image, window_size)
     threshold = logstd_threshold(_sample(variance), threshold_method, n_sigma, bins)
@@ -118,39 +136,82 @@ def segment_logstd(
     # log-STD > t  <=>  variance > exp(2 t): no full-frame logarithm needed.
     mask = variance > max(np.exp(2.0 * threshold), min_std * min_std)
     del variance
-    mask = fill_holes(closing(mask, footprint_radius, iterations))
+    mask = closing(mask, footprint_radius, iterations)
 
-    background = background_level(image, mask)
+    # Holes (smooth cell interiors) are found on the mask shrunk 2x by OR-ing 2 x 2
+    # blocks: 4x less work, the rim cannot break (any rim pixel marks its block), and a
+    # block-hole is 4 hole pixels. Hole pixels in blocks shared with the rim are left to
+    # the fill after the body step. Background and polarity are statistics read there too.
+    coarse = _or_pool(mask)
+    filled = fill_holes(coarse)
+    _set_blocks(mask, filled & ~coarse)
+    coarse = filled
+    background = background_level(image[::4, ::4], coarse[::2, ::2], step=4)
     if background is None:  # (almost) all foreground: nothing to compare with
-        return label_by_size(opening(mask, footprint_radius, iterations), min_size, max_size)
+        mask = opening(fill_holes(mask), footprint_radius, iterations)
+        return label_by_size(mask, min_size, max_size)
     levels, noise = background
     deviation = signed_deviation(image, levels)
-    sign = cell_polarity(deviation, mask, noise, polarity)
+    sign = cell_polarity(deviation[::2, ::2], coarse, noise, polarity, halo_depth=2)
     if sign != 0.0:
         deviation *= sign
-        mask = fill_holes(mask & (deviation > body_contrast * noise))
+        mask &= deviation > body_contrast * noise
     else:
         np.abs(deviation, out=deviation)
-    mask = opening(mask, footprint_radius, iterations)
+    mask = opening(fill_holes(mask), footprint_radius, iterations)
 
-    labels = label_by_size(mask, min_size, max_size)
-    n = int(labels.max())
+    labels, n = ndi.label(mask, structure=np.ones((3, 3), dtype=bool))
     if n == 0:
         return labels
-    slices = ndi.find_objects(labels)
-    pixels = np.flatnonzero(labels)  # per-object sums over cell pixels only (10x ndi.mean)
+    pixels = np.flatnonzero(mask)  # per-object sums over cell pixels only (10x ndi.mean)
     ids = labels.ravel()[pixels]
     area = np.bincount(ids, minlength=n + 1)
     contrast = np.bincount(ids, weights=deviation.ravel()[pixels], minlength=n + 1)
     contrast /= np.maximum(area, 1) * noise
-    width = cell_diameter if cell_diameter > 0 else estimate_cell_width(labels, slices, area[1:])
-    keep = reject_objects(labels, area, contrast, width, min_area_fraction, min_thickness,
-                          min_contrast)
+    del deviation, pixels, ids
+    area[(area < min_size) | (area > max_size)] = 0  # out of the absolute size bounds
+    slices = ndi.find_objects(labels)
+    if width is None:
+        width = estimate_cell_width(labels, slices, area[1:])
+    keep = reject_objects(labels, mask, area, contrast, width, min_area_fraction,
+                          min_thickness, min_contrast)
     if split_touching_cells:
         min_area = max(min_area_fraction * width * width, min_size)
         return split_touching(labels, keep, area, slices, width, split_h, min_area)
     number = np.cumsum(keep).astype(np.int32) * keep
     return number[labels]
+
+
+def _or_pool(mask: np.ndarray) -> np.ndarray:
+    """``mask`` shrunk 2x: a pixel per 2 x 2 block, set when any of the block is."""
+    h, w = mask.shape
+    if h % 2 or w % 2:
+        mask = np.pad(mask, ((0, h % 2), (0, w % 2)))
+    return mask[::2, ::2] | mask[1::2, ::2] | mask[::2, 1::2] | mask[1::2, 1::2]
+
+
+def _set_blocks(mask: np.ndarray, blocks: np.ndarray) -> None:
+    """Set in ``mask`` the 2 x 2 blocks that are set in its 2x-shrunk ``blocks``."""
+    rows, cols = np.nonzero(blocks)
+    h, w = mask.shape
+    for dy in (0, 1):
+        for dx in (0, 1):
+            y, x = 2 * rows + dy, 2 * cols + dx
+            inside = (y < h) & (x < w)
+            mask[y[inside], x[inside]] = True
+
+
+def _given_width(cell_diameter: float, cell_diameter_um: float | None,
+                 pixel_size_um: float | None) -> float | None:
+    """The cell width in px from the parameters, or None to estimate it from the frame."""
+    if cell_diameter_um:
+        if cell_diameter:
+            raise ValueError("both cell_diameter (px) and cell_diameter_um are set; set one of them")
+        if not pixel_size_um or pixel_size_um <= 0:
+            raise ValueError(f"cell_diameter_um={cell_diameter_um} needs the pixel size, which this "
+                             "file does not record; give the width in px with cell_diameter instead")
+        return max(cell_diameter_um / pixel_size_um, 1.0)
+    return cell_diameter if cell_diameter > 0 else None
 
 
 def local_variance(image: np.ndarray, size: int = 3) -> np.ndarray:
