@@ -14,13 +14,14 @@ channels:
   fl:
     - {channel: 1, features: [intensity_total, intensity_mean]}
 segmentation: {method: logstd, params: {}}          # pyama plugins info logstd
-tracking: {method: iou_hungarian, params: {min_iou: 0.1}}
+tracking: {method: lap, params: {}}   # or iou_hungarian (overlap; no drift estimate)
 background: {method: tiled_spline, params: {}}
 extraction:
   background_weight: 1.0            # intensity = sum(raw - w * background), w in [0, 1]
   min_frames: 30                    # keep cells present in at least this many frames
   border_margin: 50                 # drop cells that come within this many px of an edge
   frame_interval: 10.0              # minutes per frame when the file has no timestamps
+  measurement_dilation: 4.0         # fluorescence features: mask grown by this many px (0 = tracked mask)
 cropping: {enabled: true, padding: 5}
 caching: {enabled: true}
 storage: {codec: lz4, level: 5}             # or zstd (smaller, slower), gzip, none

@@ -182,7 +182,9 @@ class CellFrame:
     Attributes
     ----------
     labels : (H, W) integer ndarray
-        Tracked labels of the frame; a cell's pixels carry its ID.
+        Tracked labels of the frame; a cell's pixels carry its ID. For fluorescence channels
+        these are the measurement masks (tracked labels grown by
+        ``extraction.measurement_dilation`` px, never into another cell).
     image : (H, W) ndarray
         Raw pixels of the channel the feature is computed on (dtype as stored).
     background : (H, W) float32 ndarray or None
@@ -217,7 +219,10 @@ class FeatureRegistration(Registration):
 
         value = implementation(mask, image, background, **params)
 
-    mask : (h, w) bool ndarray, the cell's pixels inside its bounding box.
+    mask : (h, w) bool ndarray, the cell's pixels inside its bounding box. For fluorescence
+        features this is the measurement mask: the tracked mask grown by
+        ``extraction.measurement_dilation`` px without entering other cells, so that the
+        optical rim is counted; phase features get the tracked mask itself.
     image : (h, w) ndarray, raw pixels of the channel inside the same box.
     background : (h, w) float32 ndarray or None, the weighted background ``w * bg`` inside
         the box for fluorescence channels, ``None`` for phase channels or when no background

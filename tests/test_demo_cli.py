@@ -17,8 +17,13 @@ def test_demo_runs_the_full_pipeline_and_checks_ground_truth(tmp_path):
         assert traces["cell"].nunique() >= 10
     lines = [line for line in result.stdout.splitlines() if line.startswith("FOV")]
     assert len(lines) == 2 and all("identity switches: 0" in line for line in lines)
-    medians = [float(line.split("median ")[1].split(" %")[0]) for line in lines]
-    assert max(medians) < 3.0  # intensity_total vs ground truth, segmented masks
+    errors = [line for line in result.stdout.splitlines() if line.startswith("  intensity_total")]
+    medians = [float(line.split("median error ")[1].split(" %")[0]) for line in errors]
+    biases = [float(line.split("bias ")[1].split(" %")[0]) for line in errors]
+    # The demo renders soft edges, a 1.5 px PSF and debris. Measured with the default 4 px
+    # measurement dilation: median error 2.8 / 4.2 %, bias +0.7 / +2.1 % (FOV 0 / 1); with
+    # the tracked mask alone (measurement_dilation: 0) the bias is -17 %.
+    assert len(errors) == 2 and max(medians) < 6.0 and max(abs(b) for b in biases) < 4.0, errors
 
     # Running the demo again reuses the data and resumes: nothing is recomputed.
     again = pyama("demo", str(out), "--fovs", "2", "--frames", "8", "--workers", "1")

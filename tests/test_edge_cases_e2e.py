@@ -20,6 +20,9 @@ import pytest
 import tifffile
 import zarr
 
+from pyama_framework.config import ExtractionConfig
+from pyama_framework.stages.extract import grow_labels
+
 from conftest import write_config
 
 MAX = np.iinfo(np.uint16).max
@@ -205,10 +208,13 @@ def check_traces(fov: Fov) -> pd.DataFrame:
     images = fov.images()
     tracked, raw = images["seg_tracked_ch_0/0"][:], images["fl_ch_1/0"][:].astype(np.float64)
     background = images["fl_background_ch_1/0"][:].astype(np.float64)
+    # fluorescence features measure the tracked mask grown by the default measurement_dilation
+    grown = [grow_labels(labels, ExtractionConfig().measurement_dilation) for labels in tracked]
     for row in traces.itertuples():
         mask = tracked[row.frame] == row.cell
         assert mask.sum() == row.area_ch_0
-        expected = (raw[row.frame][mask] - background[row.frame][mask]).sum()
+        measured = grown[row.frame] == row.cell
+        expected = (raw[row.frame][measured] - background[row.frame][measured]).sum()
         assert row.intensity_total_ch_1 == pytest.approx(expected, rel=1e-9, abs=1e-6)
         ys, xs = np.nonzero(mask)
         assert (row.bbox_y0, row.bbox_x0, row.bbox_y1, row.bbox_x1) == (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1)
@@ -316,6 +322,11 @@ def test_uint16_extremes(runs):
     assert np.all(np.abs(area - np.pi * 100) < 0.15 * np.pi * 100)
     # every pixel of the saturated cell is 65535, the background about 1000
     assert (fov.data[:, 1][fov.images()["seg_tracked_ch_0/0"][:] == cell["cell"].iloc[0]] == MAX).all()
-    np.testing.assert_allclose(cell["intensity_total_ch_1"], area * (MAX - 1000), rtol=0.01)
+    # intensity_total sums the measurement mask (tracked mask grown by measurement_dilation),
+    # which holds the whole saturated disc, whatever the segmented area
+    tracked = fov.images()["seg_tracked_ch_0/0"][:]
+    grown = [grow_labels(labels, ExtractionConfig().measurement_dilation) for labels in tracked]
+    saturated = [np.count_nonzero(fov.data[t, 1][grown[t] == cell["cell"].iloc[0]] == MAX) for t in range(3)]
+    np.testing.assert_allclose(cell["intensity_total_ch_1"], np.array(saturated) * (MAX - 1000), rtol=0.01)
     background = fov.images()["fl_background_ch_1/0"][:]
     assert np.abs(background - 1000).max() < 50  # hot and dead pixels do not drag the background

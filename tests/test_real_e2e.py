@@ -143,8 +143,10 @@ def test_mother_machine_run_resumes_without_redoing_anything(mother_machine_run)
 
 
 @pytest.mark.xfail(strict=True, reason="issue 7 section 3: on mother-machine phase contrast the default "
-                   "logstd finds the trenches or nothing, not the cells (0-37 % of the fluorescent cell "
-                   "pixels covered in frame 0, 0-5 % after)")
+                   "logstd finds the trenches or nothing, not the cells (at most 37 % of the fluorescent cell "
+                   "pixels covered): hole filling fills each trench's closed wall contour, and the cells "
+                   "are brighter than the PDMS background, dark only against the wall halos "
+                   "(docs/algorithms.md, Segmenter logstd)")
 def test_mother_machine_cells_are_found(mother_machine, mother_machine_run):
     """The fluorescence channel shows where the cells are (Otsu on each frame): the tracked
     phase masks must cover most of those pixels, with objects of a cell's size (rods of about

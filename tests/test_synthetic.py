@@ -194,3 +194,51 @@ def test_ome_writer_renders_frames_lazily(tmp_path, monkeypatch):
     write_ome_tiff(tmp_path / "lazy.ome.tif", [scene])
     assert len(alive) == 6 and most_alive == 0  # each frame is released before the next is made
     assert synthetic._planes(scene).__next__().shape == (64, 64)
+
+
+# ------------------------------------------------------------------ optics options (issue 7)
+def _optics_pair(**extra):
+    kw = dict(height=256, width=256, n_frames=2, n_cells=30, seed=8, noise=False)
+    optics = {**synthetic.REALISTIC_OPTICS, **extra}
+    return SyntheticScene(**kw, min_gap=optics["min_gap"]), SyntheticScene(**kw, **optics)
+
+
+def test_optics_change_light_not_layout_and_truth_is_the_signal():
+    hard, soft = _optics_pair()
+    for t in range(2):
+        a, b = hard._render(t), soft._render(t)
+        np.testing.assert_array_equal(a.labels, b.labels)  # same cells, same masks
+        signal = b.fluorescence[0].astype(np.float64) - b.background[0]
+        # the truth is each cell's whole signal; together they are the image's signal
+        assert np.nansum(b.intensity_total[0]) == pytest.approx(signal.sum(), rel=1e-5)
+        inside = ndimage.sum_labels(signal, b.labels, np.flatnonzero(b.visible) + 1)
+        share = inside / b.intensity_total[0][b.visible]
+        assert np.median(share) < 0.9  # the light reaches well past the mask ...
+        # ... and the PSF and soft edge move it without losing any (cells clear of the edges)
+        clear = np.all((b.bboxes[:, :2] >= 12) & (b.bboxes[:, 2:] <= 256 - 12), axis=1) & b.visible
+        assert clear.sum() >= 10
+        no_psf = SyntheticScene(256, 256, n_frames=2, n_cells=30, seed=8, noise=False,
+                                            min_gap=1.0, edge_width=2.0)._render(t)
+        np.testing.assert_allclose(b.intensity_total[0][clear], no_psf.intensity_total[0][clear],
+                                   rtol=1e-5)
+
+
+def test_debris_is_in_the_images_but_in_no_cell():
+    _, clean = _optics_pair()
+    _, dusty = _optics_pair(n_debris=20)
+    a, b = clean._render(0), dusty._render(0)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.intensity_total[0], b.intensity_total[0])
+    np.testing.assert_array_equal(a.background[0], b.background[0])
+    assert np.any(b.fluorescence[0] > a.fluorescence[0] + 50)  # some specks glow
+    assert (b.phase < a.phase - 500).sum() >= 20  # every speck is dark in phase
+
+
+def test_optics_options_are_validated():
+    with pytest.raises(ValueError, match="psf_sigma"):
+        SyntheticScene(64, 64, n_cells=2, psf_sigma=-1)
+
+
+def test_demo_scene_renders_realistic_optics():
+    scene = demo_scene(0, n_frames=2)
+    assert scene.psf_sigma == 1.5 and scene.edge_width == 2.0 and scene.min_gap == 1.0

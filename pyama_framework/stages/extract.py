@@ -2,8 +2,11 @@
 
 Features use raw intensities and the tracked label mask of each cell inside its bounding
 box (errata 6); fluorescence features get the background weighted by
-``extraction.background_weight`` (errata 7). Frames are streamed: one frame of each channel
-is in memory at a time, and only the (small) table of per-cell values grows.
+``extraction.background_weight`` (errata 7) and a measurement mask grown by
+``extraction.measurement_dilation`` px into the background (:func:`grow_labels`), so that
+they include the cell's optical rim; phase (shape) features keep the tracked mask. Frames
+are streamed: one frame of each channel is in memory at a time, and only the (small) table
+of per-cell values grows.
 
 Columns (one row per cell and frame the cell is present in, sorted by cell then frame):
 
@@ -75,6 +78,75 @@ def frame_times(ctx: FovContext) -> np.ndarray:
     return np.arange(n, dtype=np.float64) * extraction.frame_interval
 
 
+def _offsets_far_to_near(distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Integer offsets (dy, dx) with 0 < length <= distance, farthest first."""
+    r = int(np.floor(distance))
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    d2 = dy * dy + dx * dx
+    keep = (d2 > 0) & (d2 <= distance * distance)
+    order = np.argsort(-d2[keep], kind="stable")
+    return dy[keep][order], dx[keep][order]
+
+
+def grow_labels(labels: np.ndarray, distance: float) -> np.ndarray:
+    """Grow every label into the background by up to ``distance`` px, never into another cell.
+
+    A background pixel joins the label of its nearest labelled pixel if that is at most
+    ``distance`` px away (Euclidean, between pixel centres): the semantics of
+    ``skimage.segmentation.expand_labels``, up to the choice among equally near labels.
+    Pixels of a cell are never reassigned. Only the cells' rim pixels (those with a
+    background 4-neighbour; the nearest labelled pixel of a background pixel is always one)
+    are shifted by each offset, so the cost grows with the cells' perimeter rather than the
+    frame (~20 ms at 2048 x 2048 / 600 cells, against ~1 s for a full-frame distance
+    transform).
+
+    Parameters
+    ----------
+    labels : (H, W) integer ndarray
+        Label image, 0 = background. Not modified.
+    distance : float
+        Maximum growth in pixels; ``< 1`` returns ``labels`` itself.
+
+    Returns
+    -------
+    (H, W) ndarray of ``labels.dtype``
+    """
+    if distance < 1:
+        return labels
+    height, width = labels.shape
+    flat = labels.ravel()
+    cells = np.flatnonzero(flat != 0)  # scanning a boolean mask is much faster than the labels
+    y, x = np.divmod(cells, width)
+    rim = np.zeros(cells.size, dtype=bool)
+    for inside, step in ((x > 0, -1), (x < width - 1, 1), (y > 0, -width), (y < height - 1, width)):
+        rim[inside] |= flat[cells[inside] + step] == 0  # outside the frame is not background
+    y, x, at = y[rim], x[rim], cells[rim]
+    r = int(np.floor(distance))
+    # Rim pixels at least r px from the frame edge need no bounds checks (most of them).
+    safe = (y >= r) & (y < height - r) & (x >= r) & (x < width - r)
+    at_safe, owner_safe = at[safe], flat[at[safe]]
+    y, x, owner = y[~safe], x[~safe], flat[at[~safe]]
+    grown = labels.copy()
+    out = grown.ravel()
+    for dy, dx in zip(*_offsets_far_to_near(distance)):  # nearer offsets overwrite farther ones
+        target = at_safe + (dy * width + dx)
+        free = flat[target] == 0
+        out[target[free]] = owner_safe[free]
+        ty, tx = y + dy, x + dx
+        inside = (ty >= 0) & (ty < height) & (tx >= 0) & (tx < width)
+        target = ty[inside] * width + tx[inside]
+        free = flat[target] == 0
+        out[target[free]] = owner[inside][free]
+    return grown
+
+
+def grown_boxes(bboxes: np.ndarray, distance: float, shape: tuple[int, int]) -> np.ndarray:
+    """Boxes ``[y0, x0, y1, x1)`` widened by the growth of :func:`grow_labels` (clipped)."""
+    r = int(np.floor(distance)) if distance >= 1 else 0
+    grown = bboxes + np.array([-r, -r, r, r])
+    return np.clip(grown, 0, [shape[0], shape[1], shape[0], shape[1]])
+
+
 @dataclass(frozen=True)
 class _FeatureCall:
     """A selected feature, resolved once per FOV (imports and params off the frame loop)."""
@@ -121,6 +193,7 @@ def measure(ctx: FovContext) -> pd.DataFrame:
     backgrounds = {ch: ctx.store.stack(background_name(ch)) for ch, is_fl, _ in plan
                    if is_fl and ctx.store.has_stack(background_name(ch))}
     times = frame_times(ctx)
+    dilation = ctx.config.extraction.measurement_dilation
     columns: dict[str, list[np.ndarray]] = {}
 
     def add(name: str, values: np.ndarray) -> None:
@@ -137,13 +210,19 @@ def measure(ctx: FovContext) -> pd.DataFrame:
         add("position_y", centroids[:, 0])
         for i, key in enumerate(("bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1")):
             add(key, bboxes[:, i])
-        for channel, _, features in plan:
+        measured = None  # the grown mask, made once per frame when a fluorescence channel needs it
+        for channel, is_fl, features in plan:
+            mask, boxes = labels, bboxes
+            if is_fl and dilation >= 1:
+                if measured is None:
+                    measured = grow_labels(labels, dilation), grown_boxes(bboxes, dilation, labels.shape)
+                mask, boxes = measured
             background = None
             if channel in backgrounds:
                 background = backgrounds[channel][t]
                 if weight != 1.0:
                     background = background * np.float32(weight)
-            frame = CellFrame(labels, stacks[channel][t], background, ids, bboxes)
+            frame = CellFrame(mask, stacks[channel][t], background, ids, boxes)
             for feature in features:
                 try:
                     values = feature(frame)

@@ -18,6 +18,12 @@ What the scene contains, and why:
   two cells are separated by at least ``min_gap`` background pixels in every frame.
 - Tracking events: cells that enter or leave through the field edge, cells that first appear
   mid-movie, and one cell that drops out of the images for exactly one frame.
+- Optics, off by default (keyword options; :func:`demo_scene` and the accuracy tests turn
+  them on): a soft fluorescence edge fading over ``edge_width`` px centred on the outline
+  (the mask is its 50 % level), a Gaussian PSF of ``psf_sigma`` px on the fluorescence, blur
+  of the phase image, stronger halos, and debris specks (dark in phase with a halo, some
+  fluorescent) that belong to no cell. With these the signal reaches past the mask, and the
+  true ``intensity_total`` is the sum of the cell's signal over the whole frame.
 
 Coordinates are ``(y, x)`` in pixels (row, column). ``cells[i].track_id == i + 1`` and every
 per-cell array in a :class:`SyntheticFrame` is indexed by ``i``.
@@ -30,8 +36,9 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+from scipy import ndimage
 
-__all__ = ["SyntheticCell", "SyntheticFrame", "SyntheticScene", "demo_scene", "write_ome_tiff"]
+__all__ = ["REALISTIC_OPTICS", "SyntheticCell", "SyntheticFrame", "SyntheticScene", "demo_scene", "write_ome_tiff"]
 
 # Independent random streams of one scene: the layout, and per-frame noise.
 _LAYOUT_STREAM = 0
@@ -46,6 +53,8 @@ _SPIN = 0.03  # rad/frame, maximum rotation speed
 _BRIGHTNESS_RANGE = (40.0, 800.0)  # peak fluorescence above background, counts (20x)
 _CLUSTER_FRACTION = 0.5  # share of ordinary cells placed next to an existing cell
 _ATTEMPTS_PER_CELL = 400
+_DEBRIS_STREAM = 2  # debris has its own stream, so the cells do not depend on it
+_PSF_TRUNCATE = 4.0  # the PSF kernel reaches this many sigmas (and sums to 1)
 
 
 @dataclass(frozen=True)
@@ -111,9 +120,9 @@ class SyntheticFrame:
     visible : (n_cells,) bool ndarray
         Cells drawn in this frame (exactly the cells present in ``labels``).
     intensity_total : tuple of (n_cells,) float64 ndarray
-        Per channel, the noise-free sum over the cell's mask of fluorescence minus background
-        (exactly the signal put into the float image before noise and rounding); NaN for cells
-        not in ``labels``.
+        Per channel, the cell's noise-free signal summed over the whole frame (exactly what was
+        added to the float image before noise and rounding; without ``edge_width`` and
+        ``psf_sigma`` all of it lies in the mask); NaN for cells not in ``labels``.
     area : (n_cells,) int64 ndarray
         Mask pixels of each cell in this frame (0 when absent).
     bboxes : (n_cells, 4) int64 ndarray
@@ -195,6 +204,18 @@ class SyntheticScene:
         (no pixel of one mask lies within ``min_gap`` px of another mask).
     noise : bool
         Add camera noise; ``False`` renders noise-free (rounded) images.
+    edge_width : float
+        Soft fluorescence edge: the signal fades linearly over this many px centred on the
+        mask outline (0 = a hard edge at the mask).
+    psf_sigma : float
+        Sigma (px) of the Gaussian PSF blurring each cell's fluorescence (0 = none).
+    phase_blur : float
+        Sigma (px) of a Gaussian blur of the phase image (0 = none).
+    halo_strength : float
+        Multiplier of the bright halo's height (1 = the default look).
+    n_debris : int
+        Debris specks: small, dark in phase with a halo, 30 % of them fluorescent, drifting
+        with the cells and in no label.
 
     Raises
     ------
@@ -218,6 +239,11 @@ class SyntheticScene:
         *,
         min_gap: float = 4.0,
         noise: bool = True,
+        edge_width: float = 0.0,
+        psf_sigma: float = 0.0,
+        phase_blur: float = 0.0,
+        halo_strength: float = 1.0,
+        n_debris: int = 0,
     ) -> None:
         lo, hi = (float(r) for r in cell_radius)
         if not 1 <= lo <= hi:
@@ -232,6 +258,8 @@ class SyntheticScene:
             raise ValueError(f"n_fluorescence must be >= 0, got {n_fluorescence}")
         if min_gap < 0:
             raise ValueError(f"min_gap must be >= 0, got {min_gap}")
+        if min(edge_width, psf_sigma, phase_blur, halo_strength, n_debris) < 0:
+            raise ValueError("edge_width, psf_sigma, phase_blur, halo_strength and n_debris must be >= 0")
         self.height, self.width = int(height), int(width)
         self.n_frames, self.n_cells = int(n_frames), int(n_cells)
         self.n_fluorescence = int(n_fluorescence)
@@ -240,6 +268,8 @@ class SyntheticScene:
         self.cell_radius = (lo, hi)
         self.min_gap = float(min_gap)
         self.noise = bool(noise)
+        self.edge_width, self.psf_sigma = float(edge_width), float(psf_sigma)
+        self.phase_blur, self.halo_strength = float(phase_blur), float(halo_strength)
 
         rng = np.random.default_rng([self.seed, _LAYOUT_STREAM])
         roles = self._roles(enter_leave, appear_mid_movie)
@@ -268,6 +298,11 @@ class SyntheticScene:
         self._phase_gradient = rng.uniform(-0.05, 0.05, size=2)
 
         self.cells: tuple[SyntheticCell, ...] = tuple(self._cell(i) for i in range(n))
+        debris = np.random.default_rng([self.seed, _DEBRIS_STREAM])
+        self._debris_yx = debris.uniform(0, 1, (int(n_debris), 2)) * (self.height, self.width)
+        self._debris_radius = debris.uniform(1.0, 2.5, int(n_debris))
+        self._debris_fl = np.where(debris.random(int(n_debris)) < 0.3,
+                                   debris.uniform(100.0, 600.0, int(n_debris)), 0.0)
 
     # ----------------------------------------------------------------- layout
     def _roles(self, enter_leave: bool, appear_mid_movie: bool) -> list[str]:
@@ -463,15 +498,17 @@ class SyntheticScene:
         area = np.zeros(n, dtype=np.int64)
         bboxes = np.zeros((n, 4), dtype=np.int64)
         exists = (lay.first_frame <= t) & (self._dropout != t)
+        # Light reaches past the mask by the soft edge and the PSF: draw that much further.
+        reach = _HALO_REACH + int(np.ceil(self.edge_width / 2 + _PSF_TRUNCATE * self.psf_sigma))
         for i in np.flatnonzero(exists):
             cy, cx = lay.centres[i, t]
             angle = lay.angles[i, t]
             major, minor = lay.axes[i]
             half_h, half_w = _half_extent(angle, major, minor)
-            y0 = max(int(np.floor(cy - half_h)) - _HALO_REACH, 0)
-            y1 = min(int(np.ceil(cy + half_h)) + _HALO_REACH + 1, height)
-            x0 = max(int(np.floor(cx - half_w)) - _HALO_REACH, 0)
-            x1 = min(int(np.ceil(cx + half_w)) + _HALO_REACH + 1, width)
+            y0 = max(int(np.floor(cy - half_h)) - reach, 0)
+            y1 = min(int(np.ceil(cy + half_h)) + reach + 1, height)
+            x0 = max(int(np.floor(cx - half_w)) - reach, 0)
+            x1 = min(int(np.ceil(cx + half_w)) + reach + 1, width)
             if y0 >= y1 or x0 >= x1:
                 continue
             dy = (np.arange(y0, y1) - cy)[:, None]
@@ -497,16 +534,27 @@ class SyntheticScene:
             waves = zip(self._wave_u[i], self._wave_v[i], self._wave_phase[i])
             texture = sum(np.sin(ku * u + kv * v + phi) for ku, kv, phi in waves)
             body = self._body_depth[i] * (-(1.0 - 0.35 * rho2) + 0.12 * texture)
-            halo = self._halo_height[i] * np.exp(-0.5 * ((outside - _HALO_OFFSET) / _HALO_SIGMA) ** 2)
+            halo = self.halo_strength * self._halo_height[i] * np.exp(
+                -0.5 * ((outside - _HALO_OFFSET) / _HALO_SIGMA) ** 2)
             phase[y0:y1, x0:x1] += np.where(mask, body, 0.0).astype(np.float32) + halo.astype(np.float32)
 
-            # Fluorescence: dome-shaped signal confined to the mask; the truth is its sum.
-            profile = np.where(mask, 1.0 - 0.4 * rho2, 0.0)
+            # Fluorescence: dome-shaped signal in the mask (soft-edged and blurred when asked);
+            # the truth is its sum over the frame.
+            if self.edge_width > 0:  # ``outside`` is the signed distance to the outline along the ray
+                weight = np.clip(0.5 - outside / self.edge_width, 0.0, 1.0)
+                profile = (1.0 - 0.4 * np.minimum(rho2, 1.0)) * weight
+            else:
+                profile = np.where(mask, 1.0 - 0.4 * rho2, 0.0)
+            if self.psf_sigma > 0:
+                profile = ndimage.gaussian_filter(profile, self.psf_sigma, mode="constant", truncate=_PSF_TRUNCATE)
             trend = np.exp(self._brightness_rate[i] * t)
             for c in range(self.n_fluorescence):
                 signal = (self._brightness[i, c] * trend * profile).astype(np.float32)
                 fluorescence[c][y0:y1, x0:x1] += signal
                 totals[c, i] = signal.sum(dtype=np.float64)
+        self._draw_debris(t, phase, fluorescence)
+        if self.phase_blur > 0:
+            phase = ndimage.gaussian_filter(phase, self.phase_blur)
         return SyntheticFrame(
             phase=phase,
             fluorescence=tuple(fluorescence),
@@ -518,6 +566,26 @@ class SyntheticScene:
             bboxes=bboxes,
             t=t,
         )
+
+    def _draw_debris(self, t: int, phase: np.ndarray, fluorescence: list[np.ndarray]) -> None:
+        """Specks moving with the common drift: a dark Gaussian dot with a bright ring in
+        phase and, for some, a fluorescent dot (blurred by the PSF, in no cell's truth)."""
+        shift = np.array(self.drift) * t
+        for (py, px), radius, glow in zip(self._debris_yx + shift, self._debris_radius, self._debris_fl):
+            spread = np.hypot(radius / 2, self.psf_sigma)
+            r = int(np.ceil(radius + 4 * max(spread, _HALO_SIGMA + 1)))
+            y0, y1 = max(int(py) - r, 0), min(int(py) + r + 1, self.height)
+            x0, x1 = max(int(px) - r, 0), min(int(px) + r + 1, self.width)
+            if y0 >= y1 or x0 >= x1:
+                continue
+            dist = np.hypot((np.arange(y0, y1) - py)[:, None], (np.arange(x0, x1) - px)[None, :])
+            dot = np.exp(-0.5 * (dist / (radius / 2)) ** 2)
+            ring = np.exp(-0.5 * ((dist - radius - _HALO_OFFSET) / _HALO_SIGMA) ** 2)
+            look = _PHASE_LEVEL * (-0.6 * dot + 0.2 * self.halo_strength * ring)
+            phase[y0:y1, x0:x1] += look.astype(np.float32)
+            if glow:
+                for image in fluorescence:
+                    image[y0:y1, x0:x1] += (glow * np.exp(-0.5 * (dist / spread) ** 2)).astype(np.float32)
 
     def frame(self, t: int) -> SyntheticFrame:
         """Render frame ``t`` (deterministic; independent of which frames were rendered
@@ -547,10 +615,16 @@ class SyntheticScene:
             yield self.frame(t)
 
 
+# What real optics add (issue 7): soft edges, a PSF of 1.5 px, blurred phase with strong
+# halos, cells 1 px apart, debris. The demo and the accuracy tests use these.
+REALISTIC_OPTICS = {"edge_width": 2.0, "psf_sigma": 1.5, "phase_blur": 0.7, "halo_strength": 1.5, "min_gap": 1.0}
+
+
 def demo_scene(fov: int, n_frames: int = 12) -> SyntheticScene:
-    """Small scene for ``pyama demo``: 256 x 256 px, 25 cells, one fluorescence channel;
-    each ``fov`` gets its own layout."""
-    return SyntheticScene(256, 256, n_frames=n_frames, n_cells=25, n_fluorescence=1, seed=1000 + fov)
+    """Small scene for ``pyama demo``: 256 x 256 px, 25 cells, one fluorescence channel,
+    with :data:`REALISTIC_OPTICS` and 6 debris specks; each ``fov`` gets its own layout."""
+    return SyntheticScene(256, 256, n_frames=n_frames, n_cells=25, n_fluorescence=1, seed=1000 + fov,
+                          n_debris=6, **REALISTIC_OPTICS)
 
 
 def _planes(scene: SyntheticScene) -> Iterator[np.ndarray]:
@@ -579,7 +653,7 @@ def write_ome_tiff(
     ----------
     path : str or Path
         Output file (``.ome.tif``).
-    scenes : sequence of SyntheticScene
+    scenes : sequence of SyntheticScene (or :class:`.rodsim.RodScene`)
         The FOVs; all must have the same frame shape, frame count and channel count.
     channel_names : sequence of str, optional
         Channel names; default ``["phase", "fl_1", ...]``.
