@@ -231,9 +231,13 @@ def test_consumes_lazily_and_leaves_inputs_untouched():
             pulled.append(t)
             yield f
 
+    # Divisions are confirmed by the next 2 frames: the output lags by exactly that much
+    # (memory stays constant); without divisions it does not lag at all.
     tracker = track_iou_hungarian(source())
     next(tracker)
-    assert pulled == [0]
+    assert pulled == [0, 1, 2]
+    next(track_iou_hungarian(source(), divisions=False))
+    assert pulled == [0, 1, 2, 0]
     rest = list(tracker)
     assert len(rest) == 4 and all(id_at(r, 10, 12 + t) == 1 for t, r in enumerate(rest))
     for f, c in zip(frames, copies):

@@ -38,8 +38,19 @@ class IouHungarianParams(PluginParams):
     divisions: bool = Field(
         True,
         description="Detect divisions (two cells of a frame each lying mostly on one cell of "
-                    "the previous frame, with areas adding up to about its area): the mother's "
-                    "track ends, each daughter gets a new ID with the mother as parent.",
+                    "the previous frame, of similar sizes adding up to about its area): the "
+                    "mother's track ends, each daughter gets a new ID with the mother as parent.",
+    )
+    division_lookahead: int = Field(
+        2, ge=0, le=10,
+        description="A division stands only if both daughters stay separate cells in each of "
+                    "the next N frames (a clump that comes apart for a frame or two is not a "
+                    "division); the tracker's output lags its input by N frames.",
+    )
+    min_mother_age: int = Field(
+        2, ge=0, le=1000,
+        description="Frames a track must exist before it can divide (tracks present in the "
+                    "first frame always can).",
     )
 
     @model_validator(mode="after")
@@ -78,8 +89,9 @@ class LapParams(PluginParams):
     )
     divisions: bool = Field(
         True,
-        description="Detect divisions (a cell replaced by two inside its extent whose areas add up "
-                    "to about its area): the mother's track ends, daughters get new IDs.",
+        description="Detect divisions (a cell replaced by two of similar sizes inside its extent "
+                    "whose areas add up to about its area): the mother's track ends, daughters "
+                    "get new IDs.",
     )
     min_size: int = Field(
         0, ge=0, le=10_000_000,
@@ -88,6 +100,17 @@ class LapParams(PluginParams):
     max_size: int | None = Field(
         None, ge=1, le=100_000_000,
         description="Cells with more pixels are dropped before tracking (null: no limit).",
+    )
+    division_lookahead: int = Field(
+        2, ge=0, le=10,
+        description="A division stands only if both daughters stay separate cells in each of "
+                    "the next N frames (a clump that comes apart for a frame or two is not a "
+                    "division); the tracker's output lags its input by N frames.",
+    )
+    min_mother_age: int = Field(
+        2, ge=0, le=1000,
+        description="Frames a track must exist before it can divide (tracks present in the "
+                    "first frame always can).",
     )
 
     @model_validator(mode="after")

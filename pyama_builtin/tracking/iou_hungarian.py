@@ -23,6 +23,7 @@ from scipy.optimize import linear_sum_assignment
 
 from pyama_framework.types import TrackedFrame
 
+from ._confirm import CellFrame, confirm_divisions
 from ._divisions import find_overlap_divisions
 
 __all__ = ["track_iou_hungarian"]
@@ -60,6 +61,8 @@ def track_iou_hungarian(
     max_size: int | None = None,
     max_gap: int = 1,
     divisions: bool = True,
+    division_lookahead: int = 2,
+    min_mother_age: int = 2,
 ) -> Iterator[TrackedFrame]:
     """Link per-frame cell labels into tracks with consistent IDs.
 
@@ -84,6 +87,14 @@ def track_iou_hungarian(
         or of their boxes with ``iou="bbox"``) on the same cell of the previous frame and
         their areas add up to about its area, the mother's track ends and each daughter
         gets a new ID with the mother as parent.
+    division_lookahead : int, optional
+        A division stands only if both daughters are still separate cells in each of the
+        next ``division_lookahead`` frames (the output lags the input by that many frames
+        when ``divisions`` is on); otherwise the split is a segmentation artefact and the
+        longer-lived piece keeps the mother's ID (see ``_confirm.py``).
+    min_mother_age : int, optional
+        Frames a track must exist before it can divide (tracks of the first frame always
+        can): a piece of a split that just happened does not divide again.
 
     Yields
     ------
@@ -105,7 +116,19 @@ def track_iou_hungarian(
         raise ValueError(f"iou must be 'mask' or 'bbox', got {iou!r}")
     if max_gap < 0:
         raise ValueError(f"max_gap must be >= 0, got {max_gap}")
+    if division_lookahead < 0 or min_mother_age < 0:
+        raise ValueError("division_lookahead and min_mother_age must be >= 0")
+    frames = _link_frames(label_frames, min_iou, iou, min_size, max_size, max_gap, divisions)
+    if divisions:
+        yield from confirm_divisions(frames, division_lookahead, min_mother_age, max_gap + 1)
+    else:
+        for frame in frames:
+            yield frame.render()
 
+
+def _link_frames(label_frames, min_iou, iou, min_size, max_size, max_gap,
+                 divisions) -> Iterator[CellFrame]:
+    """The tracker proper: per frame, cells with IDs and the proposed divisions."""
     shape: tuple[int, ...] | None = None
     scratch: np.ndarray | None = None  # dense label image of one remembered frame, reused
     history: deque[_Cells] = deque(maxlen=max_gap + 1)  # newest last
@@ -127,6 +150,7 @@ def track_iou_hungarian(
         unmatched = np.ones(cells.n, dtype=bool)
         parents: dict[int, int] = {}
         mothers = np.empty(0, dtype=np.uint32)
+        overlaps = None  # (previous, current, common pixels) pairs with the previous frame
 
         # Previous frame first, then tracks lost 1..max_gap frames before it.
         for age, past in enumerate(reversed(history)):
@@ -145,21 +169,27 @@ def track_iou_hungarian(
             prev_idx, cur_idx = _max_weight_matching(p[good], c[good], score[good])
             cells.ids[cur_idx] = past.ids[prev_idx]
             unmatched[cur_idx] = False
-            if age == 0 and divisions:
-                found = find_overlap_divisions(p, c, inter, _sizes(past, iou), _sizes(cells, iou))
-                for mother, a, b in found:
-                    daughters = np.array([a, b])
-                    next_id = _new_ids(cells.ids, daughters, next_id)
-                    unmatched[daughters] = False
-                    parents[int(cells.ids[a])] = parents[int(cells.ids[b])] = int(past.ids[mother])
-                mothers = np.array([past.ids[d.mother] for d in found], dtype=np.uint32)
+            if age == 0:
+                overlaps = p, c, inter, past
+        # Divisions after gap closing, so that a clump of two tracks that comes apart again
+        # gives the lost one back its ID instead of being taken for a division: a daughter
+        # is a cell left unmatched or matched to the mother herself.
+        if divisions and overlaps is not None:
+            p, c, inter, past = overlaps
+            free = (cells.ids[c] == 0) | (cells.ids[c] == past.ids[p])
+            p, c, inter = p[free], c[free], inter[free]
+            found = find_overlap_divisions(p, c, inter, _sizes(past, iou), _sizes(cells, iou))
+            for mother, a, b in found:
+                daughters = np.array([a, b])
+                next_id = _new_ids(cells.ids, daughters, next_id)
+                unmatched[daughters] = False
+                parents[int(cells.ids[a])] = parents[int(cells.ids[b])] = int(past.ids[mother])
+            mothers = np.array([past.ids[d.mother] for d in found], dtype=np.uint32)
 
         next_id = _new_ids(cells.ids, np.flatnonzero(unmatched), next_id)
         history.append(cells)
         divided.append(mothers)
-        tracked = np.zeros(labels.size, dtype=np.uint32)
-        tracked[cells.pixels] = cells.ids[cells.label]
-        yield TrackedFrame(tracked.reshape(shape), parents)
+        yield CellFrame(shape, cells.pixels, cells.label, cells.ids, cells.area, parents)
 
 
 def _new_ids(ids: np.ndarray, where: np.ndarray, next_id: int) -> int:

@@ -27,7 +27,8 @@ from scipy.spatial import cKDTree
 
 from pyama_framework.types import TrackedFrame
 
-from ._divisions import Division, find_divisions
+from ._confirm import CellFrame, confirm_divisions
+from ._divisions import find_divisions
 from .iou_hungarian import _kept_cells, _max_weight_matching
 
 __all__ = ["track_lap", "estimate_drift"]
@@ -95,6 +96,8 @@ def track_lap(
     divisions: bool = True,
     min_size: int = 0,
     max_size: int | None = None,
+    division_lookahead: int = 2,
+    min_mother_age: int = 2,
 ) -> Iterator[TrackedFrame]:
     """Link per-frame cell labels into tracks by centroid distance and linear assignment.
 
@@ -123,6 +126,14 @@ def track_lap(
     min_size, max_size : int, optional
         Cells with fewer than ``min_size`` or more than ``max_size`` pixels are dropped
         (set to 0 in the output). ``max_size=None`` means no upper limit.
+    division_lookahead : int, optional
+        A division stands only if both daughters are still separate cells in each of the
+        next ``division_lookahead`` frames (the output lags the input by that many frames
+        when ``divisions`` is on); otherwise the split is a segmentation artefact and the
+        longer-lived piece keeps the mother's ID (see ``_confirm.py``).
+    min_mother_age : int, optional
+        Frames a track must exist before it can divide (tracks of the first frame always
+        can): a piece of a split that just happened does not divide again.
 
     Yields
     ------
@@ -137,6 +148,20 @@ def track_lap(
         raise ValueError(f"max_gap must be >= 0, got {max_gap}")
     if area_weight < 0:
         raise ValueError(f"area_weight must be >= 0, got {area_weight}")
+    if division_lookahead < 0 or min_mother_age < 0:
+        raise ValueError("division_lookahead and min_mother_age must be >= 0")
+    frames = _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight,
+                          max_gap, divisions, min_size, max_size)
+    if divisions:
+        yield from confirm_divisions(frames, division_lookahead, min_mother_age, max_gap + 1)
+    else:
+        for frame in frames:
+            yield frame.render()
+
+
+def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight, max_gap,
+                 divisions, min_size, max_size) -> Iterator[CellFrame]:
+    """The tracker proper: per frame, cells with IDs and the proposed divisions."""
 
     shape: tuple[int, ...] | None = None
     tracks = _Tracks.empty()
@@ -169,7 +194,19 @@ def track_lap(
             linked_to = np.full(prev.size, -1)
             linked_to[p] = c
             ended = np.zeros(tracks.ids.size, dtype=bool)
-            # 2. divisions: the mother ends, daughters get new IDs below
+            # 2. gap closing against tracks lost 1..max_gap frames ago, most recent first;
+            # before divisions, so that a clump of two tracks that comes apart again gives
+            # the lost one back its ID instead of being taken for a division.
+            for age in range(2, max_gap + 2):
+                lost = np.flatnonzero(tracks.last_seen == t - age)
+                free = np.flatnonzero(ids == 0)
+                if not lost.size or not free.size:
+                    continue
+                p, c = _link(tracks.centre[lost], tracks.area[lost], tracks.edge[lost],
+                             cur.centre[free], cur.area[free], cur.edge[free], gate,
+                             area_weight)
+                ids[free[c]] = tracks.ids[lost[p]]
+            # 3. divisions: the mother ends, daughters get new IDs below
             if divisions:
                 for d in find_divisions(tracks.centre[prev], tracks.area[prev],
                                         tracks.cov[prev], linked_to, cur.centre, cur.area,
@@ -180,24 +217,12 @@ def track_lap(
                     next_id = _new_ids(ids, [d.daughter_a, d.daughter_b], next_id)
                     parents.update({int(ids[d.daughter_a]): int(tracks.ids[mother]),
                                     int(ids[d.daughter_b]): int(tracks.ids[mother])})
-            # 3. gap closing against tracks lost 1..max_gap frames ago, most recent first
-            for age in range(2, max_gap + 2):
-                lost = np.flatnonzero((tracks.last_seen == t - age) & ~ended)
-                free = np.flatnonzero(ids == 0)
-                if not lost.size or not free.size:
-                    continue
-                p, c = _link(tracks.centre[lost], tracks.area[lost], tracks.edge[lost],
-                             cur.centre[free], cur.area[free], cur.edge[free], gate,
-                             area_weight)
-                ids[free[c]] = tracks.ids[lost[p]]
             # Continued tracks are replaced by their current cell below, divided ones end.
             tracks = tracks.select(~ended & ~np.isin(tracks.ids, ids))
         tracks = tracks.select(tracks.last_seen >= t - max_gap)
         next_id = _new_ids(ids, np.flatnonzero(ids == 0), next_id)
         tracks = tracks.extended(ids, cur, t)
-        out = np.zeros(labels.size, dtype=np.uint32)
-        out[cur.pixels] = ids[cur.label]
-        yield TrackedFrame(out.reshape(shape), parents)
+        yield CellFrame(shape, cur.pixels, cur.label, ids, cur.area, parents)
 
 
 def _new_ids(ids: np.ndarray, where, next_id: int) -> int:

@@ -63,9 +63,12 @@ def score(found: Sequence[np.ndarray], truth: Truth | np.ndarray | str | Path,
             raise EvaluationError(f"result frame {tf.t} is not a label image (dtype {frame.dtype}); tracked "
                                   "labels must be non-negative integers")
         ov = overlaps(tf.tra, frame)
-        add_frame(traj, ctc_match(ov))
+        detected = ctc_match(ov)
+        add_frame(traj, detected)
+        # Links and switches judge tracking, not outlines: a true cell counts as found by the
+        # cell covering > 50 % of it (the CTC detection rule), as in TRA.
+        link_matches.append(dict(zip(detected[2], detected[3])))
         matched = iou_match(ov, IOU_THRESHOLD)
-        link_matches.append(matched)
         counts_truth.append(len(ov.ref_labels))
         counts_found.append(len(ov.comp_labels))
         trace_pairs += [(tf.t, tf.trace_labels[a] if tf.trace_labels else a, m) for a, m in matched.items()]
