@@ -10,18 +10,9 @@ from pyama_framework import TrackerRegistration, hookimpl
 from pyama_framework.types import PluginParams
 
 
-class IouHungarianParams(PluginParams):
-    """Parameters of the ``iou_hungarian`` tracker."""
+class TrackerParams(PluginParams):
+    """Parameters both built-in trackers share: size filters, gap closing, divisions."""
 
-    min_iou: float = Field(
-        0.1, ge=0.0, le=1.0,
-        description="Smallest intersection over union for a cell to keep an ID across frames.",
-    )
-    iou: Literal["mask", "bbox"] = Field(
-        "mask",
-        description="Overlap measure: exact mask IoU, or bounding-box IoU (pyama-core's "
-                    "approximation; can link cells whose boxes overlap but masks barely do).",
-    )
     min_size: int = Field(
         0, ge=0, le=10_000_000,
         description="Cells with fewer pixels are dropped before tracking (0 keeps all).",
@@ -32,14 +23,12 @@ class IouHungarianParams(PluginParams):
     )
     max_gap: int = Field(
         1, ge=0, le=10,
-        description="Frames a cell may be missing from the segmentation and keep its ID "
-                    "(gap closing against the last mask of recently lost tracks; 0 = off).",
+        description="Frames a cell may be missing from the segmentation and keep its ID (0 = off).",
     )
     divisions: bool = Field(
         True,
-        description="Detect divisions (two cells of a frame each lying mostly on one cell of "
-                    "the previous frame, of similar sizes adding up to about its area): the "
-                    "mother's track ends, each daughter gets a new ID with the mother as parent.",
+        description="Detect divisions: the mother's track ends, each daughter gets a new ID "
+                    "with the mother as parent.",
     )
     division_lookahead: int = Field(
         2, ge=0, le=10,
@@ -54,15 +43,32 @@ class IouHungarianParams(PluginParams):
     )
 
     @model_validator(mode="after")
-    def _sizes_ordered(self) -> "IouHungarianParams":
+    def _sizes_ordered(self) -> "TrackerParams":
         if self.max_size is not None and self.max_size < self.min_size:
             raise ValueError(f"max_size ({self.max_size}) is smaller than min_size "
                              f"({self.min_size})")
         return self
 
 
-class LapParams(PluginParams):
-    """Parameters of the ``lap`` tracker."""
+class IouHungarianParams(TrackerParams):
+    """Parameters of the ``iou_hungarian`` tracker. A division: two cells of a frame each
+    lying mostly on one cell of the previous frame, of similar sizes adding up to about its
+    area."""
+
+    min_iou: float = Field(
+        0.1, ge=0.0, le=1.0,
+        description="Smallest intersection over union for a cell to keep an ID across frames.",
+    )
+    iou: Literal["mask", "bbox"] = Field(
+        "mask",
+        description="Overlap measure: exact mask IoU, or bounding-box IoU (pyama-core's "
+                    "approximation; can link cells whose boxes overlap but masks barely do).",
+    )
+
+
+class LapParams(TrackerParams):
+    """Parameters of the ``lap`` tracker. A division: a cell replaced by two of similar sizes
+    inside its extent whose areas add up to about its area."""
 
     max_distance: float = Field(
         1.0, gt=0.0, le=100.0,
@@ -83,42 +89,6 @@ class LapParams(PluginParams):
         description="Weight of the area change in the link cost (d/gate)^2 + w*ln(A1/A0)^2; "
                     "0 links on distance alone.",
     )
-    max_gap: int = Field(
-        1, ge=0, le=10,
-        description="Frames a cell may be missing from the segmentation and keep its ID (0 = off).",
-    )
-    divisions: bool = Field(
-        True,
-        description="Detect divisions (a cell replaced by two of similar sizes inside its extent "
-                    "whose areas add up to about its area): the mother's track ends, daughters "
-                    "get new IDs.",
-    )
-    min_size: int = Field(
-        0, ge=0, le=10_000_000,
-        description="Cells with fewer pixels are dropped before tracking (0 keeps all).",
-    )
-    max_size: int | None = Field(
-        None, ge=1, le=100_000_000,
-        description="Cells with more pixels are dropped before tracking (null: no limit).",
-    )
-    division_lookahead: int = Field(
-        2, ge=0, le=10,
-        description="A division stands only if both daughters stay separate cells in each of "
-                    "the next N frames (a clump that comes apart for a frame or two is not a "
-                    "division); the tracker's output lags its input by N frames.",
-    )
-    min_mother_age: int = Field(
-        2, ge=0, le=1000,
-        description="Frames a track must exist before it can divide (tracks present in the "
-                    "first frame always can).",
-    )
-
-    @model_validator(mode="after")
-    def _sizes_ordered(self) -> "LapParams":
-        if self.max_size is not None and self.max_size < self.min_size:
-            raise ValueError(f"max_size ({self.max_size}) is smaller than min_size "
-                             f"({self.min_size})")
-        return self
 
 
 @hookimpl
