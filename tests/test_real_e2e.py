@@ -142,11 +142,11 @@ def test_mother_machine_run_resumes_without_redoing_anything(mother_machine_run)
     assert {p: p.read_bytes() for p in out.glob("fov_*/*.csv")} == before
 
 
-@pytest.mark.xfail(strict=True, reason="issue 7 section 3: on mother-machine phase contrast the default "
-                   "logstd finds the trenches or nothing, not the cells (at most 37 % of the fluorescent cell "
-                   "pixels covered): hole filling fills each trench's closed wall contour, and the cells "
-                   "are brighter than the PDMS background, dark only against the wall halos "
-                   "(docs/algorithms.md, Segmenter logstd)")
+@pytest.mark.xfail(strict=True, reason="issue 7 section 3: the default logstd finds the trenches, not the cells "
+                   "(hole filling fills each trench's wall contour; the cells are brighter than the PDMS, dark "
+                   "only against the wall halos). The selectable tophat with cell_diameter 8 covers >= 50 % in "
+                   "19 of 20 frames but keeps a trench's cells joined through the lumen (median object 773 px > "
+                   "500) and reads the wrong polarity/width with its defaults (docs/algorithms.md, Segmenter tophat)")
 def test_mother_machine_cells_are_found(mother_machine, mother_machine_run):
     """The fluorescence channel shows where the cells are (Otsu on each frame): the tracked
     phase masks must cover most of those pixels, with objects of a cell's size (rods of about
@@ -212,7 +212,8 @@ def test_delta_nd2_phase_only_end_to_end(tmp_path, real_file):
 
 @pytest.mark.xfail(strict=True, reason="issue 7 section 3: logstd keeps the constricted cell whole until frame 8 "
                                        "and re-merges the halves at frame 9, so the confirmed-division rule "
-                                       "(daughters separate for 2 frames) sees no division at frames 5-6")
+                                       "(daughters separate for 2 frames) sees no division at frames 5-6; "
+                                       "tophat (cell_diameter 8) splits it at frame 5 only, re-merged at 6")
 def test_delta_nd2_division_is_found(tmp_path, real_file):
     phase, _, folder = _delta_nd2_run(tmp_path, real_file)
     tracked = zarr.open_array(folder / "images.zarr" / "seg_tracked_ch_0" / "0", mode="r")[:]

@@ -353,3 +353,130 @@ def test_registration_is_lazy_and_params_match_the_function():
 def test_invalid_params_are_rejected(bad):
     with pytest.raises(ValidationError):
         LogStdParams.model_validate(bad)
+
+
+# ---- the ``tophat`` segmenter and the fast grey morphology it is built on ----------------
+
+from pyama_builtin.segmentation import TopHatParams, grey  # noqa: E402
+from pyama_builtin.segmentation.tophat import segment_tophat  # noqa: E402
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (1, 9), (6, 1), (64, 64)])
+@pytest.mark.parametrize("size", [1, 3, 5, 9, 13, 17, 31])
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8, np.float32])
+def test_grey_morphology_equals_scipy(shape, size, dtype):
+    rng = np.random.default_rng(size)
+    image = (rng.random(shape) * 1000).astype(dtype)
+    square = (size, size)
+    np.testing.assert_array_equal(grey.max_filter(image, size), ndi.grey_dilation(image, size=square))
+    np.testing.assert_array_equal(grey.min_filter(image, size), ndi.grey_erosion(image, size=square))
+    np.testing.assert_array_equal(grey.grey_closing(image, size), ndi.grey_closing(image, size=square))
+    np.testing.assert_array_equal(grey.grey_opening(image, size), ndi.grey_opening(image, size=square))
+    np.testing.assert_array_equal(grey.black_tophat(image, size),
+                                  ndi.grey_closing(image, size=square).astype(np.float32) - image)
+
+
+@pytest.mark.parametrize("size", [0, 4, -3])
+def test_grey_morphology_rejects_even_sizes(size):
+    with pytest.raises(ValueError, match="odd"):
+        grey.grey_closing(np.zeros((8, 8), np.uint16), size)
+
+
+def _rod_mask(shape, centre, length, width, angle):
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(float)
+    u = (xx - centre[1]) * np.cos(angle) + (yy - centre[0]) * np.sin(angle)
+    v = -(xx - centre[1]) * np.sin(angle) + (yy - centre[0]) * np.cos(angle)
+    half = (length - width) / 2
+    return np.hypot(np.clip(np.abs(u) - half, 0, None), v) <= width / 2
+
+
+def _phase(cells, shape, seed, halo=True):
+    """Dark rods with a bright halo ring (phase contrast) on a noisy background."""
+    rng = np.random.default_rng(seed)
+    body = np.zeros(shape, bool)
+    for c in cells:
+        body |= c
+    ring = ndi.binary_dilation(body, iterations=3) & ~body
+    image = np.full(shape, 3000.0) - 1200.0 * body + (1500.0 * ring if halo else 0)
+    image = ndi.gaussian_filter(image, 0.8) + rng.normal(0, 40, shape)
+    return np.clip(image, 0, 65535).astype(np.uint16), body
+
+
+def test_tophat_finds_dark_rods_without_their_halo():
+    shape = (200, 200)
+    cells = [_rod_mask(shape, (50 + 100 * (k // 2), 50 + 100 * (k % 2)), 30, 10, 0.7 * k) for k in range(4)]
+    image, body = _phase(cells, shape, seed=1)
+    labels = segment_tophat(image, cell_diameter=10)
+    assert_valid_labels(labels, shape)
+    assert labels.max() == 4
+    ring = ndi.binary_dilation(body, iterations=3) & ~ndi.binary_dilation(body, iterations=1)
+    assert np.count_nonzero((labels > 0) & ring) < 0.02 * np.count_nonzero(ring)  # halo not in mask
+    jaccard = np.count_nonzero((labels > 0) & body) / np.count_nonzero((labels > 0) | body)
+    assert jaccard > 0.8
+
+
+def test_tophat_splits_touching_rods():
+    shape = (120, 160)
+    a = _rod_mask(shape, (40, 38), 36, 12, 0.0)
+    b = _rod_mask(shape, (40, 72), 36, 12, 0.0)  # end to end, touching over a neck
+    assert np.count_nonzero(a & b) > 0
+    # single rods too: only objects larger than 1.5 x the median object are split candidates
+    single = [_rod_mask(shape, (90, x), 36, 12, 0.0) for x in (30, 80, 130)]
+    image, _ = _phase([a, b, *single], shape, seed=2, halo=False)
+    labels = segment_tophat(image, cell_diameter=12, polarity="dark")
+    merged = segment_tophat(image, cell_diameter=12, polarity="dark", split_touching_cells=False)
+    assert merged.max() == 4  # the pair is one object before the split
+
+    def majority(cell):
+        return np.bincount(labels[cell]).argmax()
+    assert majority(a) != majority(b) and 0 not in (majority(a), majority(b))
+    for cell in single:  # isolated rods stay whole
+        assert np.unique(labels[cell & (labels > 0)]).size == 1
+
+
+@pytest.mark.xfail(strict=True, reason="tophat round 4: the cells are found (> 60 % each) and the walls are "
+                   "not, but the lumen between the cells (darker than the walls, narrower than the square) "
+                   "is foreground too, so the trench's cells are one object (real mother machine: median "
+                   "object 773 px); docs/algorithms.md, Segmenter tophat")
+def test_tophat_finds_cells_in_a_trench_but_not_its_walls():
+    """Mother-machine-like: bright PDMS walls 14 px wide around a 10 px lumen, three dark
+    rods inside brighter than the PDMS outside (dark only against the wall halos)."""
+    shape = (140, 120)
+    rng = np.random.default_rng(4)
+    image = np.full(shape, 5600.0)
+    walls = np.zeros(shape, bool)
+    walls[10:130, 41:55] = walls[10:130, 65:79] = True
+    image[walls] = 8000.0
+    lumen = np.zeros(shape, bool)
+    lumen[10:130, 55:65] = True
+    image[lumen] = 7000.0
+    cells = [_rod_mask(shape, (y, 60), 26, 8, np.pi / 2) for y in (30, 62, 94)]
+    for c in cells:
+        image[c] = 6200.0
+    image = ndi.gaussian_filter(image, 1.0) + rng.normal(0, 60, shape)
+    labels = segment_tophat(np.clip(image, 0, 65535).astype(np.uint16), cell_diameter=8, polarity="dark")
+    found = [np.count_nonzero(labels[c] > 0) / np.count_nonzero(c) for c in cells]
+    assert min(found) > 0.6, found
+    assert np.unique(labels[labels > 0]).size == 3
+    assert np.count_nonzero(labels[walls] > 0) < 0.02 * np.count_nonzero(walls)
+
+
+def test_tophat_flat_frame_gives_no_cells():
+    assert segment_tophat(np.full((64, 64), 1000, np.uint16)).max() == 0
+
+
+def test_tophat_registration_params_match_the_function():
+    registration = discover().get("segmenter", "tophat")
+    assert isinstance(registration.implementation, str)
+    function = registration.load()
+    assert function is segment_tophat
+    signature = inspect.signature(function)
+    for name, value in registration.validate_params({}).model_dump().items():
+        assert signature.parameters[name].default == value
+
+
+@pytest.mark.parametrize("bad", [{"low": 7, "high": 6}, {"polarity": "none"},
+                                 {"cell_diameter": 9, "cell_diameter_um": 1}, {"scale": 0.5}])
+def test_tophat_invalid_params_are_rejected(bad):
+    with pytest.raises(ValidationError):
+        TopHatParams.model_validate(bad)

@@ -119,6 +119,75 @@ class LogStdParams(PluginParams):
         return self
 
 
+class TopHatParams(PluginParams):
+    """Parameters of the ``tophat`` segmenter (grey top-hat at cell scale; see
+    docs/algorithms.md for when to pick it over ``logstd``: cells in mother-machine trenches
+    and isolated rods, best with ``cell_diameter`` or ``cell_diameter_um`` given)."""
+
+    cell_diameter: float = Field(
+        0.0, ge=0.0, le=1000.0,
+        description="Typical cell width in px (short axis of a rod); 0 = estimate per frame.",
+    )
+    cell_diameter_um: float = Field(
+        0.0, ge=0.0, le=10_000.0,
+        description="Typical cell width in µm, converted with the file's pixel size "
+                    "(0 = unused; set this or cell_diameter, not both).",
+    )
+    scale: float = Field(
+        1.5, ge=1.0, le=5.0,
+        description="Side of the top-hat's square, x the cell width.",
+    )
+    polarity: Literal["auto", "dark", "bright"] = Field(
+        "auto",
+        description="Cells darker ('dark': black top-hat, phase contrast) or brighter "
+                    "('bright': white top-hat) than their surroundings; 'auto' reads it "
+                    "from each frame.",
+    )
+    high: float = Field(
+        6.0, ge=0.0, le=100.0,
+        description="Hysteresis: a component is kept when it reaches Otsu's threshold of "
+                    "the top-hat, and at least background + this many robust sigma.",
+    )
+    low: float = Field(
+        3.0, ge=0.0, le=100.0,
+        description="Hysteresis: pixels above Li's threshold, and at least background + "
+                    "this many robust sigma, join a kept component.",
+    )
+    min_area_fraction: float = Field(
+        0.25, ge=0.0, le=100.0,
+        description="Objects smaller than this x cell_diameter^2 px are debris.",
+    )
+    min_thickness: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="Objects thinner than this x cell_diameter are halo fragments.",
+    )
+    min_contrast: float = Field(
+        2.0, ge=0.0, le=1000.0,
+        description="Objects whose mean top-hat above background is below this many "
+                    "pixel-noise sigma are rejected.",
+    )
+    split_touching_cells: bool = Field(
+        True, description="Split touching cells with a distance-transform watershed.",
+    )
+    split_h: float = Field(
+        0.1, gt=0.0, le=2.0,
+        description="Marker height of the watershed, x cell_diameter (larger splits less).",
+    )
+    min_size: int = Field(20, ge=1, le=10_000_000, description="Objects with fewer pixels are discarded.")
+    max_size: int = Field(10_000, ge=1, le=100_000_000, description="Objects with more pixels are discarded.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TopHatParams":
+        if self.cell_diameter and self.cell_diameter_um:
+            raise ValueError("set cell_diameter (px) or cell_diameter_um, not both")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is larger than high ({self.high})")
+        if self.max_size < self.min_size:
+            raise ValueError(f"max_size ({self.max_size}) is smaller than min_size "
+                             f"({self.min_size})")
+        return self
+
+
 @hookimpl
 def pyama_segmenters():
     yield SegmenterRegistration(
@@ -127,4 +196,11 @@ def pyama_segmenters():
                 "(phase contrast)",
         implementation="pyama_builtin.segmentation.logstd:segment_logstd",
         params=LogStdParams,
+    )
+    yield SegmenterRegistration(
+        name="tophat",
+        summary="Grey top-hat at cell scale + hysteresis threshold + watershed split "
+                "(bacteria in trenches, isolated rods)",
+        implementation="pyama_builtin.segmentation.tophat:segment_tophat",
+        params=TopHatParams,
     )
