@@ -98,3 +98,21 @@ def test_tophat_with_bright_polarity_on_stem_cells():
     jaccard, seg, _ = _scores(movie.truth[frames], found)
     print(f"psc tophat: Jaccard {jaccard:.3f} SEG {seg:.3f}")
     assert jaccard >= FLOOR_TOPHAT_PSC[0] and seg >= FLOOR_TOPHAT_PSC[1]
+
+
+# Measured on frames 0, 25, 49 (body: tophat); floors = measured - ~0.05.
+FLOOR_BODY_TOPHAT_PSC = (0.60, 0.68)
+
+
+def test_logstd_tophat_body_on_stem_cells():
+    """``logstd`` with ``body: tophat`` and automatic polarity on PSC: the glow around the
+    bright cells is dropped (all 50 frames: SEG 0.358 -> 0.736, docs/algorithms.md), and
+    it scores clearly above the default body step on the same frames."""
+    movie = _movie("psc")
+    frames = [0, 25, 49]
+    found = np.stack([segment_logstd(movie.images[t], body="tophat") for t in frames])
+    default = np.stack([segment_logstd(movie.images[t]) for t in frames])
+    jaccard, seg, _ = _scores(movie.truth[frames], found)
+    print(f"psc logstd body tophat: Jaccard {jaccard:.3f} SEG {seg:.3f}")
+    assert jaccard >= FLOOR_BODY_TOPHAT_PSC[0] and seg >= FLOOR_BODY_TOPHAT_PSC[1]
+    assert seg > _scores(movie.truth[frames], default)[1] + 0.2

@@ -13,7 +13,9 @@ per frame:
 4. polarity (cells brighter or darker than the background) from the mask's interior
    against its rim; cell bodies: pixels deviating from the local background in the cells'
    direction by more than ``body_contrast`` x the background noise: the halo, on the other
-   side of the background, is dropped; holes filled at full resolution;
+   side of the background, is dropped; with ``body="tophat"`` they must also stand out of a
+   cell-scale top-hat on that side (drops the glow of bright cells); holes filled at full
+   resolution;
 5. opening by the same disk; objects rejected as debris / halo fragments by size,
    thickness and contrast relative to the cell width (given in px or µm, or estimated per
    frame);
@@ -59,6 +61,8 @@ def segment_logstd(
     split_h: float = 0.1,
     min_size: int = 50,
     max_size: int = 10_000,
+    body: Literal["background", "tophat"] = "background",
+    tophat_scale: float = 1.5,
     pixel_size_um: float | None = None,
 ) -> np.ndarray:
     """Segment cells in a phase-contrast or bright-field frame.
@@ -107,6 +111,14 @@ def segment_logstd(
         Marker height of the watershed, x ``cell_diameter`` (larger splits less).
     min_size, max_size : int, optional
         Objects with fewer or more pixels are discarded (absolute bounds).
+    body : {"background", "tophat"}, optional
+        "background": body pixels deviate from the 64-px block background in the cells'
+        direction. "tophat": they must also stand out of a top-hat at cell scale (white
+        for bright cells, black for dark) by more than Li's threshold of that top-hat and
+        3 pixel-noise sigma: the glow around bright cells and the background between them
+        go (ignored with ``polarity="none"``).
+    tophat_scale : float, optional
+        Side of the top-hat's square, x the cell width (``body="tophat"``).
     pixel_size_um : float or None, optional
         Pixel size of the frame in micrometres (passed by the segment stage from the file's
         metadata; None when unknown). Used only to convert ``cell_diameter_um``.
@@ -156,6 +168,8 @@ def segment_logstd(
     if sign != 0.0:
         deviation *= sign
         mask &= deviation > body_contrast * noise
+        if body == "tophat":
+            mask &= _tophat_body(image, sign, coarse & (deviation[::2, ::2] > 0), width, tophat_scale)
     else:
         np.abs(deviation, out=deviation)
     mask = opening(fill_holes(mask), footprint_radius, iterations)
@@ -180,6 +194,30 @@ def segment_logstd(
         return split_touching(labels, keep, area, slices, width, split_h, min_area)
     number = np.cumsum(keep).astype(np.int32) * keep
     return number[labels]
+
+
+def _tophat_body(image: np.ndarray, sign: float, coarse_body: np.ndarray,
+                 width: float | None, scale: float) -> np.ndarray:
+    """Pixels standing out of a top-hat at cell scale in the cells' direction (``sign``).
+
+    The width, when not given, is estimated on ``coarse_body`` (the body pixels on the
+    2x-shrunk grid, holes filled) and doubled. The threshold is Li's minimum-cross-entropy
+    threshold of the top-hat (read on every 2nd pixel), and at least 3 pixel-noise sigma.
+    """
+    from .grey import black_tophat, white_tophat
+    from .tophat import noise_sigma
+    from skimage.filters import threshold_li
+
+    if width is None:
+        labels, n = ndi.label(fill_holes(coarse_body), structure=np.ones((3, 3), dtype=bool))
+        area = np.bincount(labels.ravel(), minlength=n + 1)
+        width = 2.0 * estimate_cell_width(labels, ndi.find_objects(labels), area[1:])
+    size = max(3, int(round(scale * width)) | 1)
+    top = (white_tophat if sign > 0 else black_tophat)(image, size)
+    sample = top[::2, ::2]
+    if sample.max() <= sample.min():
+        return np.zeros(image.shape, dtype=bool)
+    return top > max(float(threshold_li(sample)), 3.0 * noise_sigma(image))
 
 
 def _or_pool(mask: np.ndarray) -> np.ndarray:
