@@ -1,8 +1,10 @@
 """``pyama demo``: a small synthetic multi-FOV time-lapse with ground truth, and its check.
 
-The demo writes an OME-TIFF (opened by the built-in ``tiff`` reader) and a config that uses
-the built-in defaults, so it exercises the same path as a real experiment. Afterwards
-:func:`report_accuracy` compares the traces with the scene's ground truth.
+The demo writes an OME-TIFF (opened by the built-in ``tiff`` reader), the scene's ground truth
+(``truth/fov_XXX.tif`` label stacks and ``truth/fov_XXX.traces.csv`` true intensities) and a
+config that uses the built-in defaults, so it exercises the same path as a real experiment.
+Afterwards :func:`report_accuracy` scores the run against the truth with the same code as
+``pyama evaluate``.
 """
 
 from __future__ import annotations
@@ -14,22 +16,46 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .testing.synthetic import demo_scene, write_ome_tiff
+from .testing.synthetic import SyntheticScene, demo_scene, write_ome_tiff
 
 DEMO_FILE = "demo.ome.tif"
 DEMO_CONFIG = "pyama-demo.yaml"
 DEMO_INFO = "demo.json"
+TRUTH_DIR = "truth"
+TRACE_COLUMN = "intensity_total_ch_1"
+
+
+def truth_path(out_dir: Path, fov: int) -> Path:
+    return Path(out_dir) / TRUTH_DIR / f"fov_{fov:03d}.tif"
+
+
+def write_truth(scene: SyntheticScene, path: Path) -> None:
+    """The scene's true labels as a (T, H, W) TIFF stack and its true per-cell totals next to it
+    (``<stem>.traces.csv``, the convention ``pyama evaluate`` reads)."""
+    import tifffile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tifffile.TiffWriter(path) as tif:
+        for frame in scene.frames():
+            tif.write(frame.labels, contiguous=True)
+            rows += [(frame.t, i + 1, frame.intensity_total[0][i]) for i in np.flatnonzero(frame.visible)]
+    pd.DataFrame(rows, columns=["frame", "label", TRACE_COLUMN]).to_csv(
+        path.with_name(path.name.split(".")[0] + ".traces.csv"), index=False)
 
 
 def write_demo(out_dir: Path, n_fovs: int = 3, n_frames: int = 16, workers: int = 2) -> Path:
-    """Write the demo data and config into ``out_dir``; return the config path."""
+    """Write the demo data, its ground truth and config into ``out_dir``; return the config path."""
     out_dir = Path(out_dir)
     data = out_dir / "data" / DEMO_FILE
     data.parent.mkdir(parents=True, exist_ok=True)
     info = {"n_fovs": n_fovs, "n_frames": n_frames}
     info_path = out_dir / DEMO_INFO
     if not data.exists() or not info_path.exists() or json.loads(info_path.read_text()) != info:
-        write_ome_tiff(data, [demo_scene(f, n_frames) for f in range(n_fovs)], frame_interval_s=600.0)
+        scenes = [demo_scene(f, n_frames) for f in range(n_fovs)]
+        write_ome_tiff(data, scenes, frame_interval_s=600.0)
+        for fov, scene in enumerate(scenes):
+            write_truth(scene, truth_path(out_dir, fov))
         info_path.write_text(json.dumps(info))
     config = {
         "input": f"data/{DEMO_FILE}",
@@ -46,37 +72,27 @@ def write_demo(out_dir: Path, n_fovs: int = 3, n_frames: int = 16, workers: int 
 
 
 def report_accuracy(out_dir: Path) -> list[str]:
-    """Two lines per FOV: cells traced and identity switches, then the intensity_total error
-    against the scene's true total (median of |error| and median signed error, over every CSV
-    row whose centroid lies in a true cell)."""
+    """Two lines per FOV from :func:`pyama_framework.evaluation.score`: cells traced, CTC SEG
+    and TRA and identity switches, then the ``intensity_total`` error against the true totals
+    (median |error| and median signed error over the traced cells matched at IoU >= 0.5)."""
+    from .evaluation import load_truth, open_run, score
+
     out_dir = Path(out_dir)
     info = json.loads((out_dir / DEMO_INFO).read_text())
+    results = out_dir / "results"
     lines = []
     for fov in range(info["n_fovs"]):
-        traces = out_dir / "results" / f"fov_{fov:03d}" / f"demo_fov_{fov:03d}_traces.csv"
-        if not traces.exists():
+        run = open_run(results, fov)
+        traces = run.traces()
+        if traces is None:
             lines.append(f"FOV {fov}: no traces")
             continue
-        table = pd.read_csv(traces)
-        scene = demo_scene(fov, info["n_frames"])
-        errors, signed, matched = [], [], set()
-        for t, rows in table.groupby("frame"):
-            truth = scene.frame(int(t))
-            ys = np.rint(rows["position_y"].to_numpy()).astype(int)
-            xs = np.rint(rows["position_x"].to_numpy()).astype(int)
-            track = truth.labels[ys.clip(0, scene.height - 1), xs.clip(0, scene.width - 1)]
-            for cell, tid, measured in zip(rows["cell"], track, rows["intensity_total_ch_1"]):
-                if tid == 0:
-                    continue
-                matched.add((int(cell), int(tid)))
-                true = truth.intensity_total[0][tid - 1]
-                signed.append((measured - true) / true)
-                errors.append(abs(signed[-1]))
-        cells = table["cell"].nunique()
-        switches = len(matched) - len({c for c, _ in matched})
-        median = 100 * float(np.median(errors)) if errors else float("nan")
-        bias = 100 * float(np.median(signed)) if signed else float("nan")
+        scores = score(run.tracked, load_truth(truth_path(out_dir, fov)), run.parents, traces)
+        error = scores["trace_error"][TRACE_COLUMN]
         # Two short lines: the console wraps at 80 columns when not a terminal.
-        lines.append(f"FOV {fov}: {cells} cells traced; identity switches: {switches}")
-        lines.append(f"  intensity_total vs ground truth: median error {median:.2f} %, bias {bias:+.2f} %")
+        lines.append(f"FOV {fov}: {traces['cell'].nunique()} cells traced; SEG {scores['SEG']:.3f}, "
+                     f"TRA {scores['TRA']:.3f}; identity switches: {scores['identity_switches']}")
+        lines.append(f"  intensity_total vs ground truth: median error {100 * error['median_abs']:.2f} %, "
+                     f"bias {100 * error['median']:+.2f} %")
+    lines.append(f"score a run yourself: pyama evaluate {results} --fov 0 --truth {truth_path(out_dir, 0)}")
     return lines

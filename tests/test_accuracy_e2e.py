@@ -41,7 +41,7 @@ from pyama_framework.stages.extract import grow_labels  # noqa: E402
 from pyama_framework.testing.synthetic import REALISTIC_OPTICS, SyntheticScene, write_ome_tiff  # noqa: E402
 
 MIN_SIZE = 50  # logstd's default min_size
-MAX_GAP = 1  # iou_hungarian's default max_gap
+MAX_GAP = 2  # the trackers' default max_gap
 DILATION = ExtractionConfig().measurement_dilation  # the default measurement mask
 
 

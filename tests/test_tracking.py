@@ -170,10 +170,12 @@ def test_single_frame_and_empty_frames():
     assert only.shape == labels.shape
     assert sorted(np.unique(only)) == [0, 1, 2]
     empty = np.zeros((40, 50), dtype=np.uint16)
-    out = list(track_iou_hungarian([empty, labels, empty, empty, labels]))
+    out = list(track_iou_hungarian([empty, labels, empty, empty, labels], max_gap=1))
     assert not out[0].any() and not out[2].any() and not out[3].any()
     assert sorted(np.unique(out[1])) == [0, 1, 2]
     assert sorted(np.unique(out[4])) == [0, 3, 4]  # gap of 2 > max_gap: new tracks
+    bridged = list(track_iou_hungarian([empty, labels, empty, empty, labels]))  # default max_gap 2
+    np.testing.assert_array_equal(bridged[4], bridged[1])
 
 
 def test_mask_iou_does_not_link_cells_whose_boxes_overlap():
@@ -216,7 +218,7 @@ def test_arbitrary_label_values_and_dtypes():
     labels = disks((50, 50), [(1, 10, 10, 4), (2, 35, 35, 4)]).astype(np.int64)
     labels[labels == 2] = 2**40  # sparse, huge label values
     first, second = track_iou_hungarian([labels, labels.astype(np.uint64)])
-    assert first.dtype == np.uint32
+    assert first.dtype == np.uint16  # the smallest unsigned type that holds the IDs
     np.testing.assert_array_equal(first, second)
     assert sorted(np.unique(first)) == [0, 1, 2]
 

@@ -3,6 +3,8 @@ vectorised feature implementations."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from pyama_framework.types import CellFrame
@@ -15,6 +17,8 @@ _MAX_TABLE = 1 << 24
 def cell_pixels(cell_frame: CellFrame) -> tuple[np.ndarray, np.ndarray]:
     """Flat indices of the pixels of ``cell_frame.cell_ids`` and the cell each belongs to.
 
+    Computed once per ``CellFrame`` (see :func:`once_per_frame`) and returned read-only.
+
     Returns
     -------
     flat : (P,) intp ndarray
@@ -23,6 +27,29 @@ def cell_pixels(cell_frame: CellFrame) -> tuple[np.ndarray, np.ndarray]:
         For each of those pixels, the position of its cell in ``cell_frame.cell_ids``.
         Reduce per cell with ``np.bincount(cell, weights, minlength=len(cell_ids))``.
     """
+    return once_per_frame(cell_frame, _cell_pixels)
+
+
+def once_per_frame(cell_frame: CellFrame, compute: Callable[[CellFrame], tuple[np.ndarray, ...]]
+                   ) -> tuple[np.ndarray, ...]:
+    """``compute(cell_frame)``, computed once per ``CellFrame`` and returned read-only.
+
+    The stage gives every feature of a channel the same ``CellFrame``; the features' common
+    per-pixel tables would otherwise be rebuilt (a scan of the frame each) for every one.
+    The result is kept on the frame itself, as ``functools.cached_property`` does (the
+    dataclass is frozen), so it lives exactly as long as the frame.
+    """
+    memo = vars(cell_frame)
+    key = f"_pyama_{compute.__module__}.{compute.__qualname__}"
+    if key not in memo:
+        result = compute(cell_frame)
+        for array in result:
+            array.flags.writeable = False
+        memo[key] = result
+    return memo[key]
+
+
+def _cell_pixels(cell_frame: CellFrame) -> tuple[np.ndarray, np.ndarray]:
     labels = cell_frame.labels.ravel()
     cell_ids = np.asarray(cell_frame.cell_ids, dtype=np.int64)
     flat = np.flatnonzero(labels != 0)  # a boolean mask is ~8x faster to scan than the labels

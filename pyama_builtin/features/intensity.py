@@ -16,7 +16,7 @@ import numpy as np
 
 from pyama_framework.types import CellFrame
 
-from ._pixels import cell_pixels
+from ._pixels import cell_pixels, once_per_frame
 
 
 # ------------------------------------------------------------------ per cell
@@ -63,7 +63,12 @@ def intensity_std(mask: np.ndarray, image: np.ndarray, background: np.ndarray | 
 
 # ------------------------------------------------------------------ per frame
 def _corrected_by_cell(cell_frame: CellFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Corrected intensity of every cell pixel, the cell index of each, and pixel counts."""
+    """Corrected intensity of every cell pixel, the cell index of each, and pixel counts
+    (once per frame, read-only)."""
+    return once_per_frame(cell_frame, _correct_by_cell)
+
+
+def _correct_by_cell(cell_frame: CellFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     flat, cell = cell_pixels(cell_frame)
     values = cell_frame.image.ravel()[flat].astype(np.float64)
     if cell_frame.background is not None:

@@ -22,7 +22,7 @@ class TrackerParams(PluginParams):
         description="Cells with more pixels are dropped before tracking (null: no limit).",
     )
     max_gap: int = Field(
-        1, ge=0, le=10,
+        2, ge=0, le=10,
         description="Frames a cell may be missing from the segmentation and keep its ID (0 = off).",
     )
     divisions: bool = Field(

@@ -47,7 +47,10 @@ class CellFrame:
     parents: dict[int, int] = field(default_factory=dict)
 
     def render(self) -> TrackedFrame:
-        out = np.zeros(int(np.prod(self.shape)), dtype=np.uint32)
+        """The label image: uint16 when every ID fits (the type the pipeline stores, so it
+        needs no conversion and half the memory), else uint32."""
+        fits = not self.ids.size or int(self.ids.max()) <= np.iinfo(np.uint16).max
+        out = np.zeros(int(np.prod(self.shape)), dtype=np.uint16 if fits else np.uint32)
         out[self.pixels] = self.ids[self.label]
         return TrackedFrame(out.reshape(self.shape), self.parents)
 

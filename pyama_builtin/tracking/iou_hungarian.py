@@ -59,7 +59,7 @@ def track_iou_hungarian(
     iou: Literal["mask", "bbox"] = "mask",
     min_size: int = 0,
     max_size: int | None = None,
-    max_gap: int = 1,
+    max_gap: int = 2,
     divisions: bool = True,
     division_lookahead: int = 2,
     min_mother_age: int = 2,
@@ -99,8 +99,9 @@ def track_iou_hungarian(
     Yields
     ------
     TrackedFrame
-        One per input frame. ``labels``: (H, W) uint32, each kept cell carries its track ID
-        (>= 1), the same in every frame it appears in; background and dropped cells are 0.
+        One per input frame. ``labels``: (H, W) uint16 (uint32 in frames with IDs above
+        65535), each kept cell carries its track ID (>= 1), the same in every frame it
+        appears in; background and dropped cells are 0.
         IDs are assigned in order of first appearance. ``parents``: each daughter track
         starting in this frame -> its mother's ID.
 

@@ -92,7 +92,7 @@ def track_lap(
     max_distance_px: float | None = None,
     drift: bool = True,
     area_weight: float = 1.0,
-    max_gap: int = 1,
+    max_gap: int = 2,
     divisions: bool = True,
     min_size: int = 0,
     max_size: int | None = None,
@@ -138,9 +138,9 @@ def track_lap(
     Yields
     ------
     TrackedFrame
-        ``labels``: (H, W) uint32, each kept cell carries its track ID (>= 1, assigned in
-        order of first appearance); ``parents``: for each daughter track starting in this
-        frame, its mother's ID.
+        ``labels``: (H, W) uint16 (uint32 in frames with IDs above 65535), each kept cell
+        carries its track ID (>= 1, assigned in order of first appearance); ``parents``:
+        for each daughter track starting in this frame, its mother's ID.
     """
     if max_distance <= 0 or (max_distance_px is not None and max_distance_px <= 0):
         raise ValueError("max_distance and max_distance_px must be > 0")
@@ -213,6 +213,8 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
                                         ids == 0):
                     mother = prev[d.mother]
                     ended[mother] = True
+                    if linked_to[d.mother] >= 0:  # her linked cell, when not a daughter, starts a new track
+                        ids[linked_to[d.mother]] = 0
                     ids[[d.daughter_a, d.daughter_b]] = 0
                     next_id = _new_ids(ids, [d.daughter_a, d.daughter_b], next_id)
                     parents.update({int(ids[d.daughter_a]): int(tracks.ids[mother]),

@@ -74,11 +74,33 @@ def background_name(channel: int) -> str:
 
 def as_label_image(labels: np.ndarray, shape: tuple[int, int], who: str) -> np.ndarray:
     """Check a plugin's label output and convert it to the stored uint16."""
+    return label_image_and_ids(labels, shape, who, ids=False)[0]
+
+
+def label_image_and_ids(labels: np.ndarray, shape: tuple[int, int], who: str,
+                        ids: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`as_label_image`, and the sorted labels (> 0) present in it when ``ids``.
+
+    Both come from one scan of the frame for its labelled pixels (a few % of a frame of
+    cells), instead of a full-frame min, max and presence pass each.
+    """
     labels = np.asarray(labels)
     if labels.shape != shape:
         raise StageError(f"{who} returned shape {labels.shape}, expected {shape}")
     if not np.issubdtype(labels.dtype, np.integer) and labels.dtype != bool:
         raise StageError(f"{who} returned dtype {labels.dtype}; labels must be integers")
-    if labels.size and (labels.min() < 0 or labels.max() > np.iinfo(np.uint16).max):
-        raise StageError(f"{who} returned label values outside 0..65535")
-    return labels.astype(np.uint16, copy=False)
+    if labels.dtype == bool:
+        labels = labels.view(np.uint8)
+    fits = labels.dtype.kind == "u" and labels.dtype.itemsize <= 2
+    present = None
+    if ids or not fits:  # a dtype of at most 16 unsigned bits needs no range check
+        flat = labels.ravel()
+        values = flat[flat != 0]
+        top = int(values.max()) if values.size else 0
+        if top > np.iinfo(np.uint16).max or (labels.dtype.kind == "i" and values.size and values.min() < 0):
+            raise StageError(f"{who} returned label values outside 0..65535")
+        if ids:
+            seen = np.zeros(top + 1, dtype=bool)
+            seen[values] = True
+            present = np.flatnonzero(seen)
+    return labels.astype(np.uint16, copy=False), present

@@ -29,7 +29,6 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 from ..config import Selected
 from ..store import atomic_write_text
@@ -47,18 +46,30 @@ def traces_path(ctx: FovContext) -> Path:
 
 
 def cells_in_frame(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """IDs, half-open bboxes ``[y0, x0, y1, x1)``, areas and centroids (y, x) of the cells."""
-    slices = ndimage.find_objects(labels)
-    ids = np.array([i + 1 for i, s in enumerate(slices) if s is not None], dtype=np.int64)
-    bboxes = np.array([[s[0].start, s[1].start, s[0].stop, s[1].stop] for s in slices if s is not None],
-                      dtype=np.int64).reshape(-1, 4)
+    """IDs, half-open bboxes ``[y0, x0, y1, x1)``, areas and centroids (y, x) of the cells.
+
+    One pass over the frame finds the labelled pixels; everything else is reduced from
+    those (cells cover a small part of a frame, so this is ~5x cheaper than
+    ``ndimage.find_objects`` plus a full-frame ``bincount``).
+    """
+    width = labels.shape[1]
     flat = labels.ravel()
-    foreground = np.flatnonzero(flat)
-    owner = flat[foreground].astype(np.int64)
-    size = int(labels.max(initial=0)) + 1
+    foreground = np.flatnonzero(flat != 0)  # scanning a boolean mask is much faster than the labels
+    owner = flat[foreground].astype(np.intp)
+    size = int(owner.max()) + 1 if owner.size else 1
     counts = np.bincount(owner, minlength=size)
-    sum_y = np.bincount(owner, weights=foreground // labels.shape[1], minlength=size)
-    sum_x = np.bincount(owner, weights=foreground % labels.shape[1], minlength=size)
+    ids = np.flatnonzero(counts).astype(np.int64)
+    rows, cols = np.divmod(foreground, width)
+    bboxes = np.empty((size, 4), dtype=np.int64)
+    bboxes[:, :2] = np.iinfo(np.int64).max
+    bboxes[:, 2:] = -1
+    for k, (reduce, where) in enumerate(((np.minimum, rows), (np.minimum, cols),
+                                         (np.maximum, rows), (np.maximum, cols))):
+        reduce.at(bboxes[:, k], owner, where)
+    bboxes = bboxes[ids]
+    bboxes[:, 2:] += 1
+    sum_y = np.bincount(owner, weights=rows, minlength=size)
+    sum_x = np.bincount(owner, weights=cols, minlength=size)
     areas = counts[ids]
     with np.errstate(invalid="ignore", divide="ignore"):
         centroids = np.stack([sum_y[ids] / areas, sum_x[ids] / areas], axis=1)
@@ -94,10 +105,15 @@ def grow_labels(labels: np.ndarray, distance: float) -> np.ndarray:
     A background pixel joins the label of its nearest labelled pixel if that is at most
     ``distance`` px away (Euclidean, between pixel centres): the semantics of
     ``skimage.segmentation.expand_labels``, up to the choice among equally near labels.
-    Pixels of a cell are never reassigned. Only the cells' rim pixels (those with a
-    background 4-neighbour; the nearest labelled pixel of a background pixel is always one)
-    are shifted by each offset, so the cost grows with the cells' perimeter rather than the
-    frame (~20 ms at 2048 x 2048 / 600 cells, against ~1 s for a full-frame distance
+    Pixels of a cell are never reassigned. Labelled pixels are shifted by every offset up to
+    ``distance``, farthest first, so nearer offsets overwrite farther ones; only the shifts
+    that can have the last word on a pixel are made. A background pixel's nearest
+    labelled pixel has a background 4-neighbour one step towards it (else that neighbour
+    would be nearer), so a pixel is shifted by an offset only if its 4-neighbours in the
+    offset's directions (vertical and/or horizontal) are background. Any other shift lands
+    where a strictly nearer offset, applied later, writes too. The cost grows with the
+    cells' perimeter rather than the frame (~12 ms at 2048 x 2048 / 600 cells and 4 px,
+    half that of shifting every rim pixel by every offset; ~1 s for a full-frame distance
     transform).
 
     Parameters
@@ -117,26 +133,38 @@ def grow_labels(labels: np.ndarray, distance: float) -> np.ndarray:
     flat = labels.ravel()
     cells = np.flatnonzero(flat != 0)  # scanning a boolean mask is much faster than the labels
     y, x = np.divmod(cells, width)
-    rim = np.zeros(cells.size, dtype=bool)
-    for inside, step in ((x > 0, -1), (x < width - 1, 1), (y > 0, -width), (y < height - 1, width)):
-        rim[inside] |= flat[cells[inside] + step] == 0  # outside the frame is not background
-    y, x, at = y[rim], x[rim], cells[rim]
+    # open[d]: the 4-neighbour in direction d (up, down, left, right) is in the frame and
+    # background.
+    open_ = np.zeros((4, cells.size), dtype=bool)
+    for d, (inside, step) in enumerate(((y > 0, -width), (y < height - 1, width),
+                                        (x > 0, -1), (x < width - 1, 1))):
+        open_[d, inside] = flat[cells[inside] + step] == 0
+    rim = open_.any(axis=0)
+    y, x, at, open_ = y[rim], x[rim], cells[rim], open_[:, rim]
+    owner = flat[at]
     r = int(np.floor(distance))
     # Rim pixels at least r px from the frame edge need no bounds checks (most of them).
     safe = (y >= r) & (y < height - r) & (x >= r) & (x < width - r)
-    at_safe, owner_safe = at[safe], flat[at[safe]]
-    y, x, owner = y[~safe], x[~safe], flat[at[~safe]]
+    sources = {}  # (sign dy, sign dx) -> the rim pixels that offsets of that direction need
+    for sy, sx in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
+        need = np.ones(at.size, dtype=bool)
+        for sign, less, more in ((sy, 0, 1), (sx, 2, 3)):
+            if sign:
+                need &= open_[less if sign < 0 else more]
+        s, u = need & safe, need & ~safe
+        sources[sy, sx] = at[s], owner[s], y[u], x[u], owner[u]
     grown = labels.copy()
     out = grown.ravel()
     for dy, dx in zip(*_offsets_far_to_near(distance)):  # nearer offsets overwrite farther ones
+        at_safe, owner_safe, uy, ux, owner_unsafe = sources[int(np.sign(dy)), int(np.sign(dx))]
         target = at_safe + (dy * width + dx)
         free = flat[target] == 0
         out[target[free]] = owner_safe[free]
-        ty, tx = y + dy, x + dx
+        ty, tx = uy + dy, ux + dx
         inside = (ty >= 0) & (ty < height) & (tx >= 0) & (tx < width)
         target = ty[inside] * width + tx[inside]
         free = flat[target] == 0
-        out[target[free]] = owner[inside][free]
+        out[target[free]] = owner_unsafe[inside][free]
     return grown
 
 
