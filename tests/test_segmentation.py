@@ -500,3 +500,50 @@ def test_tophat_registration_params_match_the_function():
 def test_tophat_invalid_params_are_rejected(bad):
     with pytest.raises(ValidationError):
         TopHatParams.model_validate(bad)
+
+
+def test_grow_edges_grows_one_px_per_step_into_allowed_pixels_only():
+    from pyama_builtin.segmentation.objects import grow_edges
+
+    labels = np.zeros((11, 11), dtype=np.int32)
+    labels[5, 2] = 1
+    labels[5, 8] = 2
+    allowed = np.ones_like(labels, dtype=bool)
+    allowed[:, 0] = False  # object 1 may not reach column 0
+    one = grow_edges(labels.copy(), allowed, 1)
+    # 4-neighbour steps: a cross, never a diagonal
+    assert one[4, 2] == one[6, 2] == one[5, 3] == 1 and one[4, 3] == 0 and one[5, 1] == 1
+    two = grow_edges(labels.copy(), allowed, 2)
+    assert two[5, 0] == 0 and two[4, 3] == 1 and two[3, 2] == 1 and two[2, 2] == 0
+    # objects meet but never overwrite each other: the pixel between them stays first-come
+    far = grow_edges(labels.copy(), allowed, 10)
+    assert far[5, 2] == 1 and far[5, 8] == 2 and (far[:, 0] == 0).all()
+    assert np.count_nonzero(far == 1) + np.count_nonzero(far == 2) == allowed.sum()
+
+
+def test_edge_growth_gives_back_rims_in_a_dense_colony():
+    """In a colony of touching rods (an independent renderer, testing.colony) the
+    neighbours' halos brighten each rod's rim and the body step trims it: the default
+    masks are too thin. ``edge_growth: 1`` (the default) restores them (small colony seed 0
+    frame 14: SEG 0.696 -> 0.775 measured) without merging or losing cells."""
+    from pyama_framework.testing.colony import small_colony_scene
+
+    frame = small_colony_scene(0).frame(14)
+    default = segment_logstd(frame.phase, edge_growth=0)
+    grown = segment_logstd(frame.phase, edge_growth=1)
+    assert_valid_labels(grown, frame.phase.shape)
+    assert grown.max() == default.max()  # same objects, only their edges move
+    np.testing.assert_array_equal(grown[default > 0], default[default > 0])
+    seg_default, seg_grown = seg_score(frame.labels, default)[0], seg_score(frame.labels, grown)[0]
+    print(f"colony frame 14: SEG {seg_default:.3f} -> {seg_grown:.3f}")
+    assert seg_grown > seg_default + 0.05
+
+
+def test_edge_growth_keeps_an_isolated_cell_without_its_halo(scene_frames):
+    """On isolated cells (synthetic scene) growing must not spill into the halo: the pixels
+    beyond the rim lie far on the halo's side of the background."""
+    frame = scene_frames[0]
+    grown = segment_logstd(frame.phase, edge_growth=3)
+    default = segment_logstd(frame.phase)
+    assert seg_score(frame.labels, grown)[0] >= seg_score(frame.labels, default)[0] - 0.01
+    assert np.count_nonzero(grown) < 1.1 * np.count_nonzero(frame.labels)

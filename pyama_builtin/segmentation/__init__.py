@@ -103,6 +103,17 @@ class LogStdParams(PluginParams):
         0.1, gt=0.0, le=2.0,
         description="Marker height of the watershed, x cell_diameter (larger splits less).",
     )
+    edge_growth: int = Field(
+        1, ge=0, le=10,
+        description="Grow each cell by up to this many px into log-STD edge pixels not "
+                    "clearly on the halo's side of the background (dense colonies, where "
+                    "neighbouring halos trim the rims; 0 = off). See docs/algorithms.md.",
+    )
+    edge_tolerance: float = Field(
+        2.0, ge=0.0, le=100.0,
+        description="How many noise sigma on the halo's side of the background a grown "
+                    "edge pixel may be (edge_growth).",
+    )
     min_size: int = Field(
         50, ge=1, le=10_000_000,
         description="Objects with fewer pixels are discarded.",

@@ -19,7 +19,10 @@ per frame:
 5. opening by the same disk; objects rejected as debris / halo fragments by size,
    thickness and contrast relative to the cell width (given in px or µm, or estimated per
    frame);
-6. touching cells split by a marker-controlled watershed on the distance transform.
+6. touching cells split by a marker-controlled watershed on the distance transform;
+7. optionally (``edge_growth`` > 0) each cell grown by up to that many px into edge pixels
+   (step 2's mask) that are not clearly on the halo's side of the background: in dense
+   colonies the neighbours' halos brighten a cell's rim and step 4 trims it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .morphology import closing, fill_holes, label_by_size, opening
-from .objects import estimate_cell_width, reject_objects, split_touching
+from .objects import estimate_cell_width, grow_edges, reject_objects, split_touching
 from .polarity import background_level, cell_polarity, signed_deviation
 
 __all__ = ["segment_logstd", "local_variance", "logstd_threshold"]
@@ -63,6 +66,8 @@ def segment_logstd(
     max_size: int = 10_000,
     body: Literal["background", "tophat"] = "background",
     tophat_scale: float = 1.5,
+    edge_growth: int = 1,
+    edge_tolerance: float = 2.0,
     pixel_size_um: float | None = None,
 ) -> np.ndarray:
     """Segment cells in a phase-contrast or bright-field frame.
@@ -119,6 +124,13 @@ def segment_logstd(
         go (ignored with ``polarity="none"``).
     tophat_scale : float, optional
         Side of the top-hat's square, x the cell width (``body="tophat"``).
+    edge_growth : int, optional
+        Grow each cell by up to this many px (0 = off) into pixels of the thresholded
+        log-STD mask (step 2: edges and filled interiors) whose deviation from the background,
+        in the cells' direction, is above ``-edge_tolerance`` noise sigma: gives back the rim
+        that neighbouring halos brightened (dense colonies). Ignored with ``polarity="none"``.
+    edge_tolerance : float, optional
+        How far on the halo's side of the background (noise sigma) a grown pixel may be.
     pixel_size_um : float or None, optional
         Pixel size of the frame in micrometres (passed by the segment stage from the file's
         metadata; None when unknown). Used only to convert ``cell_diameter_um``.
@@ -165,8 +177,11 @@ def segment_logstd(
     levels, noise = background
     deviation = signed_deviation(image, levels)
     sign = cell_polarity(deviation[::2, ::2], coarse, noise, polarity, halo_depth=2)
+    edges = None
     if sign != 0.0:
         deviation *= sign
+        if edge_growth > 0:
+            edges = mask.copy()  # the log-STD mask before the body test (step 7)
         mask &= deviation > body_contrast * noise
         if body == "tophat":
             mask &= _tophat_body(image, sign, coarse & (deviation[::2, ::2] > 0), width, tophat_scale)
@@ -182,7 +197,9 @@ def segment_logstd(
     area = np.bincount(ids, minlength=n + 1)
     contrast = np.bincount(ids, weights=deviation.ravel()[pixels], minlength=n + 1)
     contrast /= np.maximum(area, 1) * noise
-    del deviation, pixels, ids
+    del pixels, ids
+    if edges is None:
+        del deviation  # only step 7 needs it
     area[(area < min_size) | (area > max_size)] = 0  # out of the absolute size bounds
     slices = ndi.find_objects(labels)
     if width is None:
@@ -191,9 +208,15 @@ def segment_logstd(
                           min_thickness, min_contrast)
     if split_touching_cells:
         min_area = max(min_area_fraction * width * width, min_size)
-        return split_touching(labels, keep, area, slices, width, split_h, min_area)
-    number = np.cumsum(keep).astype(np.int32) * keep
-    return number[labels]
+        out = split_touching(labels, keep, area, slices, width, split_h, min_area)
+    else:
+        number = np.cumsum(keep).astype(np.int32) * keep
+        out = number[labels]
+    if edges is None:
+        return out
+    del labels, mask
+    edges &= deviation > -edge_tolerance * noise
+    return grow_edges(out, edges, edge_growth)
 
 
 def _tophat_body(image: np.ndarray, sign: float, coarse_body: np.ndarray,

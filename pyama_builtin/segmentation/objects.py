@@ -1,5 +1,6 @@
 """Per-object steps after thresholding: the typical cell width, rejecting debris and halo
-fragments, and splitting touching cells with a marker-controlled watershed.
+fragments, splitting touching cells with a marker-controlled watershed, and growing the
+cells' edges back where neighbouring halos trimmed them.
 
 All sizes are relative to the cell width ``W`` (px; the short axis of a rod, the diameter
 of a round cell), given or estimated from the frame, so one set of defaults serves 8 px
@@ -13,7 +14,7 @@ from scipy import ndimage as ndi
 
 from .morphology import erode
 
-__all__ = ["estimate_cell_width", "reject_objects", "split_touching"]
+__all__ = ["estimate_cell_width", "reject_objects", "split_touching", "grow_edges"]
 
 # Objects measured to estimate the width: a spread sample is as good as all of them and
 # bounds the cost (one small distance transform each).
@@ -168,6 +169,48 @@ def split_touching(
             target[crop == m] = next_label
             next_label += 1
     return out
+
+
+def grow_edges(labels: np.ndarray, allowed: np.ndarray, steps: int) -> np.ndarray:
+    """Grow the labelled objects by up to ``steps`` px into ``allowed`` background pixels.
+
+    Each step gives every background pixel of ``allowed`` that touches an object (4
+    neighbours: a step is one Euclidean px, as ``skimage.segmentation.expand_labels`` with
+    distance 1, without its full-frame distance transform) that object's label; where two
+    objects reach the same pixel in one step the first of up, down, left, right wins
+    (objects never overwrite each other). Used to give
+    back the edge pixels a body test removed because a neighbour's halo brightened them.
+
+    Parameters
+    ----------
+    labels : (H, W) int ndarray
+        Objects (0 = background); modified in place and returned.
+    allowed : (H, W) bool ndarray
+        Pixels that may join an object.
+    steps : int
+        Largest growth in px (0 = none).
+
+    Returns
+    -------
+    (H, W) int ndarray
+        ``labels``.
+    """
+    h, w = labels.shape
+    for _ in range(steps):
+        before = labels.copy()  # one step reaches 1 px: sources are the objects before it
+        grown = False
+        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            # target[y, x] takes source[y + dy, x + dx] (shifted whole-array views)
+            ty, sy = slice(max(-dy, 0), h - max(dy, 0)), slice(max(dy, 0), h - max(-dy, 0))
+            tx, sx = slice(max(-dx, 0), w - max(dx, 0)), slice(max(dx, 0), w - max(-dx, 0))
+            target, source = labels[ty, tx], before[sy, sx]
+            take = (target == 0) & (source > 0) & allowed[ty, tx]
+            if take.any():
+                target[take] = source[take]
+                grown = True
+        if not grown:
+            break
+    return labels
 
 
 # Zero pixels between the mosaic's tiles: more than the smoothing's reach (4 sigma), so
