@@ -182,7 +182,7 @@ def _params_rows(model: type) -> list[dict[str, Any]]:
 def plugins_info(name: str = typer.Argument(..., help="Plugin name, e.g. logstd"),
                  kind: Optional[str] = typer.Option(None, "--kind", help="Restrict to one kind")) -> None:
     """Summary and parameters (defaults, bounds, descriptions) of a plugin."""
-    from .types import KINDS, FeatureRegistration, ReaderRegistration
+    from .types import KINDS, FeatureRegistration, FittingModelRegistration, ReaderRegistration
 
     registry = _registry()
     kinds = [kind] if kind else list(KINDS)
@@ -204,6 +204,10 @@ def plugins_info(name: str = typer.Argument(..., help="Plugin name, e.g. logstd"
                           f"fast path: {'yes' if reg.frame_implementation else 'no'}")
             if isinstance(reg, ReaderRegistration):
                 out.print(f"  suffixes: {', '.join(reg.suffixes) or '(none: select by name)'}")
+            if isinstance(reg, FittingModelRegistration):
+                out.print(f"  time unit: {reg.time_unit} (the traces' minutes are converted); Jacobian: "
+                          f"{'yes' if reg.jacobian else 'numerical'}; initial guess: "
+                          f"{'yes' if reg.initial_guess else 'defaults'}; 'default' = initial or fixed value")
             rows = _params_rows(reg.params)
             if not rows:
                 out.print("  params: none")

@@ -20,7 +20,7 @@ Example (a lab's plugin module)::
             params=OtsuParams,
         )
 
-New extension points (fitting models, preprocessors, executors, whole stages) are added as
+New extension points (preprocessors, executors, whole stages) are added as
 new hooks here and a line in :data:`pyama_framework.types.KINDS`; existing hooks keep their
 shape.
 """
@@ -34,6 +34,7 @@ import pluggy
 from .types import (
     BackgroundRegistration,
     FeatureRegistration,
+    FittingModelRegistration,
     ReaderRegistration,
     SegmenterRegistration,
     TrackerRegistration,
@@ -83,4 +84,11 @@ class PyamaSpecs:
         """Register per-cell features (per-cell function, optional per-frame fast path).
 
         See :class:`~pyama_framework.types.FeatureRegistration`.
+        """
+
+    @hookspec
+    def pyama_fitting_models(self) -> Iterable[FittingModelRegistration]:
+        """Register models fitted to each cell's trace by ``pyama fit``: ``y = f(t, **params)``.
+
+        See :class:`~pyama_framework.types.FittingModelRegistration` and docs/fitting.md.
         """

@@ -257,6 +257,116 @@ class FeatureRegistration(Registration):
         return load_object(self.frame_implementation)
 
 
+@dataclass(frozen=True)
+class ModelParameter:
+    """One parameter of a fitting model: initial value, bounds, fixed or fitted, unit.
+
+    Attributes
+    ----------
+    name : str
+        Keyword of the model function (``f(t, **params)``); lower case, digits, underscores.
+    initial : float
+        Starting value of the fit, or the value used when ``fixed``.
+    lower, upper : float
+        Bounds of the fit (``-inf``/``inf`` for none). A value set by the user, fixed or
+        initial, must lie inside them.
+    fixed : bool
+        Held at its value instead of fitted (users change the value with ``--set``).
+    unit : str
+        Unit of the parameter, in the model's ``time_unit`` (``"1/h"``, ``"h"``, ``"a.u."``).
+    description : str
+        One line shown by ``pyama plugins info``.
+    """
+
+    name: str
+    initial: float
+    lower: float = float("-inf")
+    upper: float = float("inf")
+    fixed: bool = False
+    unit: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.lower <= self.initial <= self.upper:
+            raise ValueError(f"parameter {self.name}: initial {self.initial} is outside "
+                             f"[{self.lower}, {self.upper}]")
+
+
+TimeUnit = Literal["s", "min", "h", "day"]
+MINUTES_PER: dict[str, float] = {"s": 1 / 60, "min": 1.0, "h": 60.0, "day": 1440.0}
+
+
+def _params_model(name: str, parameters: tuple[ModelParameter, ...]) -> type[PluginParams]:
+    """A pydantic model whose fields are the parameters: default = initial value, ``ge``/``le``
+    = bounds, unit and fixed-ness in the field's JSON schema (shown by ``plugins info``)."""
+    from pydantic import Field, create_model
+
+    fields: dict[str, Any] = {}
+    for p in parameters:
+        bounds = {k: v for k, v in (("ge", p.lower), ("le", p.upper)) if np.isfinite(v)}
+        role = "fixed" if p.fixed else "fitted"
+        text = f"[{role}{', ' + p.unit if p.unit else ''}] {p.description}".strip()
+        fields[p.name] = (float, Field(p.initial, description=text, allow_inf_nan=False,
+                                       json_schema_extra={"unit": p.unit, "fixed": p.fixed},
+                                       **bounds))
+    class_name = "".join(part.title() for part in name.split("_")) + "Params"
+    return create_model(class_name, __base__=PluginParams, **fields)
+
+
+@dataclass(frozen=True)
+class FittingModelRegistration(Registration):
+    """A model fitted to each cell's trace: ``y = f(t, **params)``.
+
+    Contract::
+
+        y = implementation(t, **params)                 # (n,) float64, vectorised over t
+        columns = jacobian(t, **params)                 # optional: {name: (n,) dy/dparam}
+        initial = initial_guess(t, y, **params)         # optional: {name: starting value}
+
+    t : (n,) float64 time in ``time_unit`` (pyama's traces are in minutes; the framework
+        converts). params : every parameter by name, fixed and fitted, as floats.
+    ``jacobian`` may return columns for only some parameters; when a fitted parameter has
+    none the framework differentiates numerically. ``initial_guess`` receives the current
+    starting values and returns better ones for fitted parameters (clipped to the bounds);
+    a value the user gave with ``--set`` always wins over the guess.
+    All three are pure functions (or lazy ``"module:attr"`` references to them).
+
+    ``parameters`` declares every parameter (:class:`ModelParameter`); the registration
+    builds ``params`` from it (a pydantic model with the initial values as defaults and the
+    bounds as ``ge``/``le``), so do not pass ``params`` yourself.
+    """
+
+    kind: ClassVar[str] = "fitting_model"
+    parameters: tuple[ModelParameter, ...] = ()
+    time_unit: TimeUnit = "h"
+    jacobian: Callable | str | None = None
+    initial_guess: Callable | str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.parameters:
+            raise ValueError(f"fitting model {self.name}: give its parameters "
+                             f"(a tuple of ModelParameter)")
+        if self.params is not NoParams:
+            raise ValueError(f"fitting model {self.name}: params is built from parameters; "
+                             f"do not pass it")
+        if self.time_unit not in MINUTES_PER:
+            raise ValueError(f"fitting model {self.name}: time_unit {self.time_unit!r} is not "
+                             f"one of {', '.join(MINUTES_PER)}")
+        names = [p.name for p in self.parameters]
+        if len(set(names)) != len(names):
+            raise ValueError(f"fitting model {self.name}: parameter names repeat: {names}")
+        object.__setattr__(self, "parameters", tuple(self.parameters))
+        object.__setattr__(self, "params", _params_model(self.name, self.parameters))
+
+    def load_jacobian(self) -> Callable | None:
+        """Import (if lazy) and return the Jacobian, or ``None``."""
+        return None if self.jacobian is None else load_object(self.jacobian)
+
+    def load_initial_guess(self) -> Callable | None:
+        """Import (if lazy) and return the initial-guess function, or ``None``."""
+        return None if self.initial_guess is None else load_object(self.initial_guess)
+
+
 # Kind name -> (hook name, registration class). Adding an extension point means adding a
 # hook spec in hookspecs.py and one line here; the registry, CLI and config treat kinds
 # generically.
@@ -266,6 +376,7 @@ KINDS: dict[str, tuple[str, type[Registration]]] = {
     "tracker": ("pyama_trackers", TrackerRegistration),
     "background": ("pyama_background_estimators", BackgroundRegistration),
     "feature": ("pyama_features", FeatureRegistration),
+    "fitting_model": ("pyama_fitting_models", FittingModelRegistration),
 }
 
 

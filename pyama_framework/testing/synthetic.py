@@ -32,7 +32,7 @@ per-cell array in a :class:`SyntheticFrame` is indexed by ``i``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -40,7 +40,8 @@ from scipy import ndimage
 from .ome_tiff import _planes, write_ome_tiff  # noqa: F401 (re-exported; _planes for tests)
 from .synthetic_layout import CellPlacer, half_extent
 
-__all__ = ["REALISTIC_OPTICS", "SyntheticCell", "SyntheticFrame", "SyntheticScene", "demo_scene", "write_ome_tiff"]
+__all__ = ["REALISTIC_OPTICS", "SyntheticCell", "SyntheticFrame", "SyntheticScene", "demo_scene", "draw_kinetics",
+           "write_ome_tiff"]
 
 # Independent random streams of one scene: the layout, and per-frame noise.
 _LAYOUT_STREAM = 0
@@ -53,6 +54,7 @@ _HALO_REACH = 4  # px drawn around a cell's box (the halo is < 0.1 count beyond)
 _BRIGHTNESS_RANGE = (40.0, 800.0)  # peak fluorescence above background, counts (20x)
 _DEBRIS_STREAM = 2  # debris has its own stream, so the cells do not depend on it
 _PSF_TRUNCATE = 4.0  # the PSF kernel reaches this many sigmas (and sums to 1)
+_KINETICS_STREAM = 3  # per-cell kinetics parameters: drawn only when asked, so defaults do not change
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,11 @@ class SyntheticCell:
         at frame ``t`` is ``brightness * exp(brightness_rate * t)``, falling to 60 % at the
         mask edge.
     brightness_rate : float
-        Exponential trend of the fluorescence per frame.
+        Exponential trend of the fluorescence per frame (unused with ``kinetics``).
+    kinetics : mapping of str to float or None
+        With a scene's ``kinetics`` model: the cell's true parameters (every parameter of
+        the model, in its units); its total fluorescence at frame ``t`` is the model at
+        ``t * frame_interval_min`` minutes.
     """
 
     track_id: int
@@ -94,6 +100,7 @@ class SyntheticCell:
     semi_axes: tuple[float, float]
     brightness: tuple[float, ...]
     brightness_rate: float
+    kinetics: Mapping[str, float] | None = None
 
     def exists(self, t: int) -> bool:
         """Whether the cell is part of the scene in frame ``t`` (it may still be outside the
@@ -183,6 +190,15 @@ class SyntheticScene:
     n_debris : int
         Debris specks: small, dark in phase with a halo, 30 % of them fluorescent, drifting
         with the cells and in no label.
+    kinetics : str, optional
+        Name of a registered fitting model (``pyama plugins list``): each cell's total
+        fluorescence (every channel) follows it over time, with per-cell parameters from
+        ``kinetics_params`` or, for the built-in models, drawn from :func:`draw_kinetics`.
+        The truth is each cell's :attr:`SyntheticCell.kinetics`.
+    kinetics_params : sequence of mappings, optional
+        One mapping per cell (parameters not given take the model's defaults).
+    frame_interval_min : float
+        Minutes between frames for the kinetics (write the file with the same interval).
 
     Raises
     ------
@@ -211,6 +227,9 @@ class SyntheticScene:
         phase_blur: float = 0.0,
         halo_strength: float = 1.0,
         n_debris: int = 0,
+        kinetics: str | None = None,
+        kinetics_params: Sequence[Mapping[str, float]] | None = None,
+        frame_interval_min: float = 10.0,
     ) -> None:
         lo, hi = (float(r) for r in cell_radius)
         if not 1 <= lo <= hi:
@@ -266,6 +285,11 @@ class SyntheticScene:
         self._fl_vignette = rng.uniform(0.25, 0.35, size=self.n_fluorescence)
         self._phase_gradient = rng.uniform(-0.05, 0.05, size=2)
 
+        self.kinetics, self.frame_interval_min = kinetics, float(frame_interval_min)
+        self._kinetics_params: list[dict[str, float]] | None = None
+        self._kinetics_totals: np.ndarray | None = None
+        if kinetics is not None:
+            self._set_kinetics(kinetics, kinetics_params)
         self.cells: tuple[SyntheticCell, ...] = tuple(self._cell(i) for i in range(n))
         debris = np.random.default_rng([self.seed, _DEBRIS_STREAM])
         self._debris_yx = debris.uniform(0, 1, (int(n_debris), 2)) * (self.height, self.width)
@@ -287,7 +311,22 @@ class SyntheticScene:
             semi_axes=(float(lay.axes[i, 0]), float(lay.axes[i, 1])),
             brightness=tuple(float(b) for b in self._brightness[i]),
             brightness_rate=float(self._brightness_rate[i]),
+            kinetics=None if self._kinetics_params is None else dict(self._kinetics_params[i]),
         )
+
+    def _set_kinetics(self, model: str, params: Sequence[Mapping[str, float]] | None) -> None:
+        """Per-cell parameters and true totals (n_cells, n_frames) of the kinetics model."""
+        from ..fitting import evaluate_model, get_model
+
+        defaults = {p.name: p.initial for p in get_model(model).parameters}
+        minutes = np.arange(self.n_frames) * self.frame_interval_min
+        if params is None:
+            rng = np.random.default_rng([self.seed, _KINETICS_STREAM])
+            params = draw_kinetics(model, self.n_cells, rng, float(minutes[-1]) / 60.0)
+        if len(params) != self.n_cells:
+            raise ValueError(f"kinetics_params has {len(params)} entries for {self.n_cells} cells")
+        self._kinetics_params = [{**defaults, **{k: float(v) for k, v in p.items()}} for p in params]
+        self._kinetics_totals = np.array([evaluate_model(model, minutes, **p) for p in self._kinetics_params])
 
     # -------------------------------------------------------------- rendering
     def _unit_coordinates(self) -> tuple[np.ndarray, np.ndarray]:
@@ -375,9 +414,12 @@ class SyntheticScene:
                 profile = np.where(mask, 1.0 - 0.4 * rho2, 0.0)
             if self.psf_sigma > 0:
                 profile = ndimage.gaussian_filter(profile, self.psf_sigma, mode="constant", truncate=_PSF_TRUNCATE)
-            trend = np.exp(self._brightness_rate[i] * t)
+            if self._kinetics_totals is None:
+                peaks = self._brightness[i] * np.exp(self._brightness_rate[i] * t)
+            else:  # the dome integrates to 0.8 pi a b: scale it to the model's total
+                peaks = np.full(self.n_fluorescence, self._kinetics_totals[i, t] / (0.8 * np.pi * major * minor))
             for c in range(self.n_fluorescence):
-                signal = (self._brightness[i, c] * trend * profile).astype(np.float32)
+                signal = (peaks[c] * profile).astype(np.float32)
                 fluorescence[c][y0:y1, x0:x1] += signal
                 totals[c, i] = signal.sum(dtype=np.float64)
         self._draw_debris(t, phase, fluorescence)
@@ -443,13 +485,42 @@ class SyntheticScene:
             yield self.frame(t)
 
 
+def draw_kinetics(model: str, n: int, rng: np.random.Generator, span_h: float) -> list[dict[str, float]]:
+    """Plausible per-cell parameters of a built-in fitting model over a movie of ``span_h``
+    hours, scaled to this generator's cell totals (~1e4-1e5 counts above background).
+
+    Raises
+    ------
+    ValueError
+        For a model without ranges here (a lab's model): pass ``kinetics_params``.
+    """
+    def log_uniform(lo: float, hi: float) -> np.ndarray:
+        return np.exp(rng.uniform(np.log(lo), np.log(hi), n))
+
+    if model == "maturation":
+        columns = {"t0": rng.uniform(-0.5, 0.5, n), "ktl": log_uniform(3e3, 3e4),
+                   "delta": log_uniform(0.05, 0.5), "offset": np.zeros(n)}
+    elif model == "exponential_decay":
+        columns = {"amplitude": log_uniform(2e4, 1e5), "rate": log_uniform(1.0, 5.0) / span_h,
+                   "offset": rng.uniform(2e3, 1e4, n)}
+    elif model in ("logistic", "gompertz"):
+        columns = {"capacity": log_uniform(2e4, 1e5), "rate": log_uniform(8.0, 30.0) / span_h,
+                   "t_mid": rng.uniform(0.3, 0.6, n) * span_h, "offset": rng.uniform(2e3, 1e4, n)}
+    else:
+        raise ValueError(f"no parameter ranges for model '{model}'; pass kinetics_params (one mapping per cell)")
+    return [{k: float(v[i]) for k, v in columns.items()} for i in range(n)]
+
+
 # What real optics add (issue 7): soft edges, a PSF of 1.5 px, blurred phase with strong
 # halos, cells 1 px apart, debris. The demo and the accuracy tests use these.
 REALISTIC_OPTICS = {"edge_width": 2.0, "psf_sigma": 1.5, "phase_blur": 0.7, "halo_strength": 1.5, "min_gap": 1.0}
 
 
-def demo_scene(fov: int, n_frames: int = 12) -> SyntheticScene:
+def demo_scene(fov: int, n_frames: int = 12, kinetics: str | None = None,
+               frame_interval_min: float = 10.0) -> SyntheticScene:
     """Small scene for ``pyama demo``: 256 x 256 px, 25 cells, one fluorescence channel,
-    with :data:`REALISTIC_OPTICS` and 6 debris specks; each ``fov`` gets its own layout."""
+    with :data:`REALISTIC_OPTICS` and 6 debris specks; each ``fov`` gets its own layout.
+    ``kinetics`` names a fitting model the cells' fluorescence follows (see SyntheticScene)."""
     return SyntheticScene(256, 256, n_frames=n_frames, n_cells=25, n_fluorescence=1, seed=1000 + fov,
-                          n_debris=6, **REALISTIC_OPTICS)
+                          n_debris=6, kinetics=kinetics, frame_interval_min=frame_interval_min,
+                          **REALISTIC_OPTICS)

@@ -1,0 +1,1 @@
+"""Example lab plugin: a fitting model for ``pyama fit``."""
