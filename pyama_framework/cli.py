@@ -368,11 +368,17 @@ def export_ctc(
 def demo(out_dir: Path = typer.Argument(Path("pyama-demo"), help="Folder for the demo data and results"),
          fovs: int = typer.Option(3, min=1, max=50, help="Number of synthetic FOVs"),
          frames: int = typer.Option(16, min=2, max=500, help="Frames per FOV"),
-         workers: int = typer.Option(2, min=1, help="FOVs processed in parallel")) -> None:
+         workers: int = typer.Option(2, min=1, help="FOVs processed in parallel"),
+         kinetics: Optional[str] = typer.Option(None, help="Fitting model the cells' fluorescence follows "
+                                                              "(e.g. maturation), for pyama fit")) -> None:
     """Write a small synthetic time-lapse with ground truth and run the full pipeline on it."""
     from .demo import write_demo
 
-    config_path = write_demo(out_dir, n_fovs=fovs, n_frames=frames, workers=workers)
+    try:
+        config_path = write_demo(out_dir, n_fovs=fovs, n_frames=frames, workers=workers, kinetics=kinetics)
+    except (PyamaError, ValueError, KeyError) as exc:
+        _fail(str(exc))
+        return
     err.print(f"demo data and config written to {out_dir}", highlight=False)
     _run(config_path, {}, overwrite=True, workers=None)
     from .demo import report_accuracy

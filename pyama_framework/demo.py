@@ -21,6 +21,7 @@ from .testing.synthetic import SyntheticScene, demo_scene, write_ome_tiff
 DEMO_FILE = "demo.ome.tif"
 DEMO_CONFIG = "pyama-demo.yaml"
 DEMO_INFO = "demo.json"
+SAMPLES_FILE = "samples.yaml"
 TRUTH_DIR = "truth"
 TRACE_COLUMN = "intensity_total_ch_1"
 
@@ -44,19 +45,28 @@ def write_truth(scene: SyntheticScene, path: Path) -> None:
         path.with_name(path.name.split(".")[0] + ".traces.csv"), index=False)
 
 
-def write_demo(out_dir: Path, n_fovs: int = 3, n_frames: int = 16, workers: int = 2) -> Path:
-    """Write the demo data, its ground truth and config into ``out_dir``; return the config path."""
+def write_demo(out_dir: Path, n_fovs: int = 3, n_frames: int = 16, workers: int = 2,
+               kinetics: str | None = None) -> Path:
+    """Write the demo data, its ground truth, a samples file and the config into ``out_dir``;
+    return the config path. With ``kinetics`` (a fitting model's name) each cell's
+    fluorescence follows that model with known parameters, imaged every 45 min so that the
+    curves are resolved; otherwise frames are 10 min apart."""
     out_dir = Path(out_dir)
     data = out_dir / "data" / DEMO_FILE
     data.parent.mkdir(parents=True, exist_ok=True)
-    info = {"n_fovs": n_fovs, "n_frames": n_frames}
+    info = {"n_fovs": n_fovs, "n_frames": n_frames, "kinetics": kinetics}
     info_path = out_dir / DEMO_INFO
     if not data.exists() or not info_path.exists() or json.loads(info_path.read_text()) != info:
-        scenes = [demo_scene(f, n_frames) for f in range(n_fovs)]
-        write_ome_tiff(data, scenes, frame_interval_s=600.0)
+        interval = 45.0 if kinetics else 10.0
+        scenes = [demo_scene(f, n_frames, kinetics=kinetics, frame_interval_min=interval) for f in range(n_fovs)]
+        write_ome_tiff(data, scenes, frame_interval_s=interval * 60)
         for fov, scene in enumerate(scenes):
             write_truth(scene, truth_path(out_dir, fov))
         info_path.write_text(json.dumps(info))
+    # One sample per FOV, for `pyama merge` (any further keys are free metadata).
+    samples = {"results": "results",
+               "samples": [{"name": f"fov{f}", "fovs": str(f), "kinetics": kinetics or "none"} for f in range(n_fovs)]}
+    (out_dir / SAMPLES_FILE).write_text(yaml.safe_dump(samples, sort_keys=False))
     config = {
         "input": f"data/{DEMO_FILE}",
         "output": "results",

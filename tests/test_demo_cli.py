@@ -36,3 +36,27 @@ def test_progress_bars_on_a_terminal(tmp_path):
                    env={"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "0"})
     assert result.returncode == 0, result.stderr
     assert "fov 000 segment" in result.stderr and "━" in result.stderr
+
+
+def test_demo_with_kinetics_then_merge_fit_plot(tmp_path):
+    """The README's chain after the quick start: the demo's cells follow the maturation model,
+    and merge -> fit -> plot run on its output from the CLI."""
+    out = tmp_path / "demo"
+    result = pyama("demo", str(out), "--fovs", "1", "--frames", "20", "--workers", "1", "--kinetics", "maturation")
+    assert result.returncode == 0, result.stderr
+    merged = tmp_path / "merged"
+    assert pyama("merge", str(out / "samples.yaml"), "--output", str(merged)).returncode == 0
+    fitted = merged / "fits.csv"
+    fit = pyama("fit", str(merged / "fov0_traces.csv"), "--model", "maturation", "--feature", "intensity_total",
+                "--channel", "1", "--output", str(fitted))
+    assert fit.returncode == 0, fit.stderr
+    table = pd.read_csv(fitted, comment="#")
+    assert len(table) >= 8 and (table["quality"] == "good").mean() >= 0.8, table[["cell", "r_squared"]]
+    plots = tmp_path / "plots"
+    assert pyama("plot", str(merged), "--fitted", str(fitted), "--output", str(plots)).returncode == 0
+    assert len(list(plots.glob("*.png"))) == 4 and len(list(plots.glob("*.svg"))) == 4
+
+
+def test_demo_refuses_an_unknown_kinetics_model(tmp_path):
+    result = pyama("demo", str(tmp_path / "d"), "--fovs", "1", "--frames", "4", "--kinetics", "maturaton")
+    assert result.returncode == 2 and "choose one of" in result.stderr and "maturation" in result.stderr
