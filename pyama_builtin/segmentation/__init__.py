@@ -10,7 +10,61 @@ from pyama_framework import SegmenterRegistration, hookimpl
 from pyama_framework.types import PluginParams
 
 
-class LogStdParams(PluginParams):
+class CellObjectParams(PluginParams):
+    """Parameters both built-in segmenters share: the cell width every size scales with,
+    debris rejection, the split of touching cells and the size limits."""
+
+    cell_diameter: float = Field(
+        0.0, ge=0.0, le=1000.0,
+        description="Typical cell width in px (short axis of a rod); 0 = estimate per frame.",
+    )
+    cell_diameter_um: float = Field(
+        0.0, ge=0.0, le=10_000.0,
+        description="Typical cell width in µm, converted with the file's pixel size "
+                    "(0 = unused; set this or cell_diameter, not both).",
+    )
+    min_area_fraction: float = Field(
+        0.25, ge=0.0, le=100.0,
+        description="Objects smaller than this x cell_diameter^2 px are debris.",
+    )
+    min_thickness: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="Objects thinner than this x cell_diameter are halo fragments.",
+    )
+    min_contrast: float = Field(
+        2.0, ge=0.0, le=1000.0,
+        description="Objects whose mean contrast against the background is below this many "
+                    "noise standard deviations are rejected.",
+    )
+    split_touching_cells: bool = Field(
+        True,
+        description="Split touching cells with a marker-controlled watershed on the "
+                    "distance transform.",
+    )
+    split_h: float = Field(
+        0.1, gt=0.0, le=2.0,
+        description="Marker height of the watershed, x cell_diameter (larger splits less).",
+    )
+    min_size: int = Field(
+        50, ge=1, le=10_000_000,
+        description="Objects with fewer pixels are discarded.",
+    )
+    max_size: int = Field(
+        10_000, ge=1, le=100_000_000,
+        description="Objects with more pixels are discarded.",
+    )
+
+    @model_validator(mode="after")
+    def _sizes_consistent(self) -> "CellObjectParams":
+        if self.cell_diameter and self.cell_diameter_um:
+            raise ValueError("set cell_diameter (px) or cell_diameter_um, not both")
+        if self.max_size < self.min_size:
+            raise ValueError(f"max_size ({self.max_size}) is smaller than min_size "
+                             f"({self.min_size})")
+        return self
+
+
+class LogStdParams(CellObjectParams):
     """Parameters of the ``logstd`` segmenter.
 
     Defaults were chosen by SEG on three real annotated movies (stem cells, myoblasts,
@@ -62,28 +116,6 @@ class LogStdParams(PluginParams):
         description="Body pixels deviate from the local background by more than this many "
                     "noise standard deviations.",
     )
-    cell_diameter: float = Field(
-        0.0, ge=0.0, le=1000.0,
-        description="Typical cell width in px (short axis of a rod); 0 = estimate per frame.",
-    )
-    cell_diameter_um: float = Field(
-        0.0, ge=0.0, le=10_000.0,
-        description="Typical cell width in µm, converted with the file's pixel size "
-                    "(0 = unused; set this or cell_diameter, not both).",
-    )
-    min_area_fraction: float = Field(
-        0.25, ge=0.0, le=100.0,
-        description="Objects smaller than this x cell_diameter^2 px are debris.",
-    )
-    min_thickness: float = Field(
-        0.5, ge=0.0, le=1.0,
-        description="Objects thinner than this x cell_diameter are halo fragments.",
-    )
-    min_contrast: float = Field(
-        2.0, ge=0.0, le=1000.0,
-        description="Objects whose mean deviation from the background is below this many "
-                    "noise standard deviations are rejected.",
-    )
     body: Literal["background", "tophat"] = Field(
         "background",
         description="Cell-body test: 'background' = deviation from the 64-px block "
@@ -93,15 +125,6 @@ class LogStdParams(PluginParams):
     tophat_scale: float = Field(
         1.5, ge=1.0, le=5.0,
         description="Side of the body top-hat's square, x the cell width (body: tophat).",
-    )
-    split_touching_cells: bool = Field(
-        True,
-        description="Split touching cells with a marker-controlled watershed on the "
-                    "distance transform.",
-    )
-    split_h: float = Field(
-        0.1, gt=0.0, le=2.0,
-        description="Marker height of the watershed, x cell_diameter (larger splits less).",
     )
     edge_growth: int = Field(
         1, ge=0, le=10,
@@ -114,14 +137,6 @@ class LogStdParams(PluginParams):
         description="How many noise sigma on the halo's side of the background a grown "
                     "edge pixel may be (edge_growth).",
     )
-    min_size: int = Field(
-        50, ge=1, le=10_000_000,
-        description="Objects with fewer pixels are discarded.",
-    )
-    max_size: int = Field(
-        10_000, ge=1, le=100_000_000,
-        description="Objects with more pixels are discarded.",
-    )
 
     @field_validator("window_size")
     @classmethod
@@ -130,30 +145,12 @@ class LogStdParams(PluginParams):
             raise ValueError(f"window_size must be odd, got {value}")
         return value
 
-    @model_validator(mode="after")
-    def _sizes_ordered(self) -> "LogStdParams":
-        if self.cell_diameter and self.cell_diameter_um:
-            raise ValueError("set cell_diameter (px) or cell_diameter_um, not both")
-        if self.max_size < self.min_size:
-            raise ValueError(f"max_size ({self.max_size}) is smaller than min_size "
-                             f"({self.min_size})")
-        return self
 
-
-class TopHatParams(PluginParams):
+class TopHatParams(CellObjectParams):
     """Parameters of the ``tophat`` segmenter (grey top-hat at cell scale; see
     docs/algorithms.md for when to pick it over ``logstd``: cells in mother-machine trenches
     and isolated rods, best with ``cell_diameter`` or ``cell_diameter_um`` given)."""
 
-    cell_diameter: float = Field(
-        0.0, ge=0.0, le=1000.0,
-        description="Typical cell width in px (short axis of a rod); 0 = estimate per frame.",
-    )
-    cell_diameter_um: float = Field(
-        0.0, ge=0.0, le=10_000.0,
-        description="Typical cell width in µm, converted with the file's pixel size "
-                    "(0 = unused; set this or cell_diameter, not both).",
-    )
     scale: float = Field(
         1.5, ge=1.0, le=5.0,
         description="Side of the top-hat's square, x the cell width.",
@@ -174,38 +171,17 @@ class TopHatParams(PluginParams):
         description="Hysteresis: pixels above Li's threshold, and at least background + "
                     "this many robust sigma, join a kept component.",
     )
-    min_area_fraction: float = Field(
-        0.25, ge=0.0, le=100.0,
-        description="Objects smaller than this x cell_diameter^2 px are debris.",
-    )
-    min_thickness: float = Field(
-        0.5, ge=0.0, le=1.0,
-        description="Objects thinner than this x cell_diameter are halo fragments.",
-    )
     min_contrast: float = Field(
         2.0, ge=0.0, le=1000.0,
         description="Objects whose mean top-hat above background is below this many "
                     "pixel-noise sigma are rejected.",
     )
-    split_touching_cells: bool = Field(
-        True, description="Split touching cells with a distance-transform watershed.",
-    )
-    split_h: float = Field(
-        0.1, gt=0.0, le=2.0,
-        description="Marker height of the watershed, x cell_diameter (larger splits less).",
-    )
     min_size: int = Field(20, ge=1, le=10_000_000, description="Objects with fewer pixels are discarded.")
-    max_size: int = Field(10_000, ge=1, le=100_000_000, description="Objects with more pixels are discarded.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "TopHatParams":
-        if self.cell_diameter and self.cell_diameter_um:
-            raise ValueError("set cell_diameter (px) or cell_diameter_um, not both")
         if self.low > self.high:
             raise ValueError(f"low ({self.low}) is larger than high ({self.high})")
-        if self.max_size < self.min_size:
-            raise ValueError(f"max_size ({self.max_size}) is smaller than min_size "
-                             f"({self.min_size})")
         return self
 
 
