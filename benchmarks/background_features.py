@@ -33,6 +33,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from pyama_builtin.background.tiled_spline import estimate_background
+from pyama_framework.evaluation.overlap import mutual_match
 from pyama_framework.registry import discover
 from pyama_framework.testing.synthetic import SyntheticScene
 from pyama_framework.types import CellFrame
@@ -106,17 +107,6 @@ BIAS_SCENES = [
 DILATIONS = (0, 2, 3, 4, 5)
 
 
-def _one_to_one(truth: np.ndarray, found: np.ndarray) -> dict[int, int]:
-    both = (truth > 0) & (found > 0)
-    k = int(found.max()) + 1
-    keys, n = np.unique(truth[both].astype(np.int64) * k + found[both], return_counts=True)
-    t_area = np.bincount(truth.ravel(), minlength=int(truth.max()) + 1)
-    f_area = np.bincount(found.ravel().astype(np.int64), minlength=k)
-    t, f = keys // k, keys % k
-    ok = (2 * n > t_area[t]) & (2 * n > f_area[f])
-    return dict(zip(f[ok].tolist(), t[ok].tolist()))
-
-
 def _bias_scene(kind: str, seed: int, size: int, cells: int, options: dict):
     from pyama_framework.testing.rodsim import RodScene
     from pyama_framework.testing.synthetic import REALISTIC_OPTICS
@@ -149,7 +139,7 @@ def bias(scene) -> tuple[dict, np.ndarray]:
     for frame, seg, labels in zip(frames, segmented, tracked):
         image = frame.fluorescence[0]
         corrected = image - estimate_background(image, seg)
-        owner = _one_to_one(frame.labels, labels)
+        owner = mutual_match(frame.labels, labels)
         cells = np.array(sorted(owner), dtype=np.int64)
         truth = frame.intensity_total[0][np.array([owner[c] for c in cells], dtype=np.int64) - 1]
         near = grow_labels(frame.labels, 2)  # a true cell touches a neighbour within 2 px

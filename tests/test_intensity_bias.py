@@ -21,6 +21,7 @@ from skimage.segmentation import expand_labels
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import pyama, write_config  # noqa: E402
 
+from pyama_framework.evaluation.overlap import mutual_match  # noqa: E402
 from pyama_framework.stages.extract import grow_labels, grown_boxes  # noqa: E402
 from pyama_framework.testing.rodsim import RodScene, stadium_gap  # noqa: E402
 from pyama_framework.testing.synthetic import write_ome_tiff  # noqa: E402
@@ -138,18 +139,6 @@ def test_grow_labels_below_one_pixel_and_boxes():
 
 
 # ------------------------------------------------------------------ bias through the pipeline
-def one_to_one(truth: np.ndarray, found: np.ndarray) -> dict[int, int]:
-    """Found label -> true label, when each covers more than half of the other."""
-    both = (truth > 0) & (found > 0)
-    k = int(found.max()) + 1
-    keys, n = np.unique(truth[both].astype(np.int64) * k + found[both], return_counts=True)
-    t_area = np.bincount(truth.ravel(), minlength=int(truth.max()) + 1)
-    f_area = np.bincount(found.ravel().astype(np.int64), minlength=k)
-    t, f = keys // k, keys % k
-    ok = (2 * n > t_area[t]) & (2 * n > f_area[f])
-    return dict(zip(f[ok].tolist(), t[ok].tolist()))
-
-
 def intensity_bias(scene, out_fov: Path, traces_csv: Path) -> dict[str, np.ndarray]:
     """Signed relative errors of ``intensity_total`` against the scene's true totals, for
     every CSV row whose tracked object matches one true cell (one-to-one, > 50 % overlap
@@ -162,7 +151,7 @@ def intensity_bias(scene, out_fov: Path, traces_csv: Path) -> dict[str, np.ndarr
     for t, rows in traces.groupby("frame"):
         frame = scene.frame(int(t))
         labels = np.asarray(tracked[t])
-        owner = one_to_one(frame.labels, labels)
+        owner = mutual_match(frame.labels, labels)
         corrected = np.asarray(raw[t], dtype=np.float64) - np.asarray(background[t])
         sums = np.bincount(labels.ravel().astype(np.int64), weights=corrected.ravel())
         for cell, value in zip(rows["cell"], rows["intensity_total_ch_1"]):

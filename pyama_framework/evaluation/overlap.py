@@ -156,3 +156,11 @@ def iou_match(ov: Overlaps, threshold: float = 0.5) -> dict[int, int]:
             matches[r] = c
             used.add(c)
     return matches
+
+
+def mutual_match(ref: np.ndarray, comp: np.ndarray) -> dict[int, int]:
+    """``{found label: true label}`` for pairs in which each covers more than half of the other
+    (at most one partner each; used to compare per-cell values such as intensities)."""
+    ov = overlaps(ref, comp)
+    ok = (2 * ov.pair_inter > ov.ref_area_of(ov.pair_ref)) & (2 * ov.pair_inter > ov.comp_area_of(ov.pair_comp))
+    return dict(zip(ov.pair_comp[ok].tolist(), ov.pair_ref[ok].tolist()))
