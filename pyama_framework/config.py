@@ -120,6 +120,8 @@ class RunConfig(_Section):
     output: Path = Field(description="Output folder")
     reader: str = Field("auto", description="Reader name, or 'auto' to choose by suffix and content")
     reader_params: dict[str, Any] = Field(default_factory=dict, description="Parameters of the reader")
+    pipeline: str = Field("timelapse", description="Registered pipeline: 'timelapse' (cell traces) or 'lightsheet' (volumes)")
+    pipeline_params: dict[str, Any] = Field(default_factory=dict, description="The pipeline's own settings (its config section)")
     fovs: FovSelection = Field("all", description="'all', '0-5, 7' or a list of indices")
     z: ZConfig = Field(default_factory=ZConfig)
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
@@ -149,8 +151,6 @@ class RunConfig(_Section):
         duplicates = sorted({i for i in indices if indices.count(i) > 1})
         if duplicates:
             raise ValueError(f"channel {duplicates[0]} is configured twice; each file channel may appear once")
-        if not indices:
-            raise ValueError("no channel configured; set channels.pc and/or channels.fl")
         return value
 
 
@@ -212,6 +212,7 @@ class ResolvedConfig:
     tracker: Selected | None
     background: Selected | None
     features: dict[int, list[Selected]]  # channel index -> selected features
+    pipeline: Selected | None = None  # the pipeline whose stage table runs each FOV
 
     def processing_stages(self) -> bool:
         return not self.config.copy_only and self.config.channels.pc is not None
@@ -265,13 +266,14 @@ def resolve_plugins(config: RunConfig, registry: Registry) -> ResolvedConfig:
             problems.append(f"channels.{where}.features: a feature is listed twice")
         features[entry.channel] = chosen
 
+    pipeline = select("pipeline", config.pipeline, config.pipeline_params, "pipeline")
     reader_params = None
     if config.reader != "auto":
         reader = select("reader", config.reader, config.reader_params, "reader")
         reader_params = reader.params if reader else None
     if problems:
         raise ConfigError("\n".join(problems))
-    return ResolvedConfig(config, reader_params, segmenter, tracker, background, features)
+    return ResolvedConfig(config, reader_params, segmenter, tracker, background, features, pipeline)
 
 
 def provenance(resolved: ResolvedConfig, reader: Selected) -> dict[str, Any]:
@@ -279,6 +281,8 @@ def provenance(resolved: ResolvedConfig, reader: Selected) -> dict[str, Any]:
     import pyama_framework
 
     used = {"reader": reader}
+    if resolved.pipeline is not None:
+        used["pipeline"] = resolved.pipeline
     for key in ("segmenter", "tracker", "background"):
         if getattr(resolved, key) is not None:
             used[key] = getattr(resolved, key)
@@ -297,6 +301,8 @@ def filled_config(resolved: ResolvedConfig, reader: Selected) -> RunConfig:
     """The config with every plugin's params filled with defaults and the reader fixed."""
     c = resolved.config
     update: dict[str, Any] = {"reader": reader.registration.name, "reader_params": reader.kwargs()}
+    if resolved.pipeline is not None:
+        update["pipeline_params"] = resolved.pipeline.params.model_dump(mode="json")
     for key, attr in (("segmentation", "segmenter"), ("tracking", "tracker"), ("background", "background")):
         selected = getattr(resolved, attr)
         if selected is not None:

@@ -35,6 +35,7 @@ from .types import (
     BackgroundRegistration,
     FeatureRegistration,
     FittingModelRegistration,
+    PipelineRegistration,
     ReaderRegistration,
     SegmenterRegistration,
     TrackerRegistration,
@@ -91,4 +92,11 @@ class PyamaSpecs:
         """Register models fitted to each cell's trace by ``pyama fit``: ``y = f(t, **params)``.
 
         See :class:`~pyama_framework.types.FittingModelRegistration` and docs/fitting.md.
+        """
+
+    @hookspec
+    def pyama_pipelines(self) -> Iterable[PipelineRegistration]:
+        """Register pipelines: the table of stages run for each FOV (``pipeline: <name>``).
+
+        See :class:`~pyama_framework.types.PipelineRegistration` and docs/writing-plugins.md.
         """

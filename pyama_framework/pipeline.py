@@ -1,4 +1,6 @@
-"""The stages of one FOV, in order, and the loop that runs or resumes them.
+"""The loop that runs or resumes the stages of one FOV, in the order of the selected
+pipeline's stage table (``pipeline:`` in the config; tables are registered by plugins, the
+time-lapse one in :mod:`pyama_builtin.pipelines.timelapse`).
 
 Each stage declares the stages it depends on and the settings its result depends on. Its
 fingerprint hashes those settings with its dependencies' fingerprints, so changing a
@@ -12,12 +14,10 @@ import ctypes
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
-from .config import ResolvedConfig, Selected, fingerprint_hash
+from .config import ResolvedConfig, fingerprint_hash
 from .readers import ImageMetadata, Reader
-from .stages import background, cache, copy, crop, extract, segment, track
 from .stages.context import Cancelled, FovContext, StageError
 from .store import FovStore
 
@@ -32,55 +32,23 @@ def _release_memory() -> None:
         pass
 
 
-def _plugin(selected: Selected | None) -> dict[str, Any] | None:
-    if selected is None:
-        return None
-    return {"name": selected.registration.name, "params": selected.kwargs(),
-            "distribution": selected.distribution, "version": selected.version}
-
-
-def _copy_settings(ctx: FovContext) -> dict[str, Any]:
-    path = Path(ctx.config.input)
-    stat = path.stat()
-    return {"input": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "reader": ctx.config.reader, "reader_params": ctx.config.reader_params,
-            "channels": ctx.config.channels.all_indices(), "z": ctx.config.z.model_dump(),
-            "storage": ctx.config.storage.model_dump()}
-
-
-def _extract_settings(ctx: FovContext) -> dict[str, Any]:
-    return {"extraction": ctx.config.extraction.model_dump(mode="json"),
-            "features": {str(ch): [_plugin(s) for s in sel] for ch, sel in ctx.resolved.features.items()},
-            "basename": ctx.basename}
-
-
-def _processing(r: ResolvedConfig) -> bool:
-    return r.processing_stages()
-
-
 @dataclass(frozen=True)
 class Stage:
+    """One row of a pipeline's stage table (see :class:`pyama_framework.types.PipelineRegistration`).
+
+    ``run(ctx)`` does the work and returns a small dict recorded with the stage;
+    ``settings(ctx)`` returns the JSON-able settings its result depends on (hashed, with the
+    fingerprints of the ``depends`` stages, into the stage's fingerprint); ``applies(resolved)``
+    says whether the stage runs for this config; a non-``critical`` stage's failure is a
+    warning, not a failed FOV.
+    """
+
     name: str
     run: Callable[[FovContext], dict | None]
     depends: tuple[str, ...]
     settings: Callable[[FovContext], Any]
-    applies: Callable[[ResolvedConfig], bool]
+    applies: Callable[[ResolvedConfig], bool] = lambda resolved: True
     critical: bool = True
-
-
-STAGES: tuple[Stage, ...] = (
-    Stage("copy", copy.run, (), _copy_settings, lambda r: True),
-    Stage("segment", segment.run, ("copy",), lambda c: _plugin(c.resolved.segmenter), _processing),
-    Stage("track", track.run, ("segment",), lambda c: _plugin(c.resolved.tracker), _processing),
-    Stage("background", background.run, ("copy", "segment"), lambda c: _plugin(c.resolved.background),
-          lambda r: _processing(r) and bool(r.config.channels.fl)),
-    Stage("extract", extract.run, ("track", "background"), _extract_settings, _processing),
-    Stage("crop", crop.run, ("extract",), lambda c: c.config.cropping.model_dump(),
-          lambda r: _processing(r) and r.config.cropping.enabled),
-    Stage("cache", cache.run, ("copy", "segment", "track", "background"), lambda c: c.config.storage.model_dump(),
-          lambda r: not r.config.copy_only and r.config.caching.enabled, critical=False),
-)
-STAGE_NAMES = tuple(s.name for s in STAGES)
 
 
 @dataclass
@@ -102,7 +70,7 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
     ctx = FovContext(fov, store, resolved, reader, metadata, basename, report, cancelled)
     outcome = FovOutcome(fov, "done")
     fingerprints: dict[str, str] = {}
-    for stage in STAGES:
+    for stage in resolved.pipeline.registration.load():
         if not stage.applies(resolved):
             continue
         upstream = [fingerprints.get(d, "") for d in stage.depends]
@@ -113,6 +81,7 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
             report(stage.name, 0, 0)  # total 0: already complete, nothing to do
             continue
         store.clear_record(stage.name)
+        ctx.stage_fingerprint = fp
         started = time.perf_counter()
         try:
             info = stage.run(ctx) or {}

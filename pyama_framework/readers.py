@@ -96,6 +96,8 @@ class ImageMetadata:
     pixel_size_um: float | None = None
     timestamps_s: tuple[tuple[float, ...], ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Z spacing in micrometres (volumes), when the file records it.
+    z_step_um: float | None = None
 
     @property
     def n_channels(self) -> int:
@@ -137,6 +139,11 @@ class Reader:
     def read_frame(self, fov: int, t: int, channel: int, z: int = 0) -> np.ndarray:
         """Return one (H, W) frame. Indices are validated by the framework beforehand."""
         raise NotImplementedError
+
+    def read_planes(self, fov: int, t: int, channel: int, z_start: int, z_stop: int) -> np.ndarray:
+        """Return Z planes ``z_start:z_stop`` as one (n, H, W) array. Volume readers override
+        this to read a slab in one go; the default stacks :meth:`read_frame` calls."""
+        return np.stack([self.read_frame(fov, t, channel, z) for z in range(z_start, z_stop)])
 
     def close(self) -> None:
         """Release file handles."""

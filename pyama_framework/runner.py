@@ -111,10 +111,13 @@ def plan_run(config: RunConfig, registry: Registry | None = None) -> Plan:
         metadata = opened.metadata
     params = registration.validate_params(config.reader_params)
     reader = Selected(registration, params, provided.distribution, provided.version)
+    check = resolved.pipeline.registration.load_check() if resolved.pipeline is not None else None
+    if check is not None:  # what the selected pipeline needs of the file (channels, views, ...)
+        check(config, metadata, Path(config.input))
     fovs = _check_against_file(config, metadata, Path(config.input))
     filled = filled_config(resolved, reader)
     resolved = ResolvedConfig(filled, resolved.reader_params, resolved.segmenter, resolved.tracker,
-                              resolved.background, resolved.features)
+                              resolved.background, resolved.features, resolved.pipeline)
     return Plan(resolved, reader, metadata, fovs, input_basename(config.input))
 
 

@@ -367,6 +367,37 @@ class FittingModelRegistration(Registration):
         return None if self.initial_guess is None else load_object(self.initial_guess)
 
 
+@dataclass(frozen=True)
+class PipelineRegistration(Registration):
+    """A pipeline: the ordered stages run for each FOV, chosen with ``pipeline: <name>``.
+
+    ``implementation`` is the stage table (or a lazy ``"module:attr"`` reference to it): a
+    tuple of :class:`pyama_framework.pipeline.Stage`, in run order. Each stage names the
+    stages it depends on, the settings its result depends on (its fingerprint), whether it
+    applies to a config and whether its failure fails the FOV. A lab extends a built-in
+    pipeline by registering a new name whose table is the built-in one plus its own stages.
+
+    ``params`` is the pipeline's config section model, validated from ``pipeline_params``.
+    ``check`` (optional, ``check(config, metadata, input_path)``) raises a one-line
+    :class:`pyama_framework.errors.ConfigError` when the config does not fit the file, before
+    anything is written. ``outputs`` describes the output layout in one paragraph
+    (``pyama plugins info``); ``results`` (optional) opens a finished output folder lazily.
+    """
+
+    kind: ClassVar[str] = "pipeline"
+    check: Callable | str | None = None
+    outputs: str = ""
+    results: Callable | str | None = None
+
+    def load_check(self) -> Callable | None:
+        """Import (if lazy) and return the config-against-file check, or ``None``."""
+        return None if self.check is None else load_object(self.check)
+
+    def load_results(self) -> Callable | None:
+        """Import (if lazy) and return the results accessor, or ``None``."""
+        return None if self.results is None else load_object(self.results)
+
+
 # Kind name -> (hook name, registration class). Adding an extension point means adding a
 # hook spec in hookspecs.py and one line here; the registry, CLI and config treat kinds
 # generically.
@@ -377,6 +408,7 @@ KINDS: dict[str, tuple[str, type[Registration]]] = {
     "background": ("pyama_background_estimators", BackgroundRegistration),
     "feature": ("pyama_features", FeatureRegistration),
     "fitting_model": ("pyama_fitting_models", FittingModelRegistration),
+    "pipeline": ("pyama_pipelines", PipelineRegistration),
 }
 
 

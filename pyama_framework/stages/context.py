@@ -31,6 +31,9 @@ class FovContext:
     report: Callable[[str, int, int], None] = lambda stage, done, total: None
     cancelled: Callable[[], bool] = lambda: False
     warnings: list[str] = field(default_factory=list)
+    #: Fingerprint of the stage being run; a stage that records its own partial progress
+    #: (units of work inside it) keys those records with it so a resumed run trusts them.
+    stage_fingerprint: str = ""
 
     @property
     def config(self):

@@ -1,0 +1,130 @@
+"""The light-sheet output layout inside a FOV folder, and shard-aligned volume writing.
+
+::
+
+    fov_000/lightsheet.zarr/                      attrs: axes, views, spacing
+        corrected        (T, Z, V, Y, X) uint16   background-subtracted, dead pixels fixed
+        mask             (T, Z, V, Y, X) bool     foreground
+        projections/xy   (T, V, Y, X)             maximum over Z
+        projections/xz   (T, V, Z, X)             maximum over Y
+        projections/yz   (T, V, Z, Y)             maximum over X
+        projections/mask_xy (T, V, Y, X) bool     any over Z
+        calibration/background  (T, V, Y, X) uint16   what was subtracted
+        calibration/dead_pixels (T, V, Y, X) bool
+        calibration/histogram   (T, V, 65536) int64    sampled corrected intensities
+        calibration/threshold   (T, V) float64         foreground threshold
+    fov_000/diagnostics/t00000_cam0_ch0_{projections,mask,histogram}.png
+
+Volumes are chunked and sharded with the shapes from ``pipeline_params.output`` (one shard
+never spans two time points or views). :class:`ShardWriter` collects planes until a whole
+shard depth is complete before writing, so every shard is written once, in full: the bytes
+on disk do not depend on the slab size, and no shard is read back to be merged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+GROUP = "lightsheet.zarr"
+HISTOGRAM_BINS = 65536
+AXES = "TZVYX"
+
+
+def clip_blocks(chunks: tuple[int, ...], shards: tuple[int, ...], shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Chunk and shard shapes no larger than the volume (shards stay multiples of chunks)."""
+    clipped_chunks, clipped_shards = [], []
+    for chunk, shard, n in zip(chunks, shards, shape):
+        if chunk >= n:  # one chunk spans the axis: so does the shard
+            clipped_chunks.append(n)
+            clipped_shards.append(n)
+        else:
+            clipped_chunks.append(chunk)
+            clipped_shards.append(min(shard, -(-n // chunk) * chunk))
+    return tuple(clipped_chunks), tuple(clipped_shards)
+
+
+class VolumeLayout:
+    """The arrays of ``lightsheet.zarr`` for one FOV: create them, open them."""
+
+    def __init__(self, fov_root: Path, compressors: tuple[Any, ...] = ()):
+        self.path = Path(fov_root) / GROUP
+        self.compressors = compressors
+
+    def group(self, mode: str = "a") -> zarr.Group:
+        return zarr.open_group(self.path, mode=mode)
+
+    def create_calibration(self, n_t: int, views: list[str], height: int, width: int) -> None:
+        group = self.group()
+        n_v = len(views)
+        plane = (1, 1, height, width)
+        for name, dtype in (("background", np.uint16), ("dead_pixels", bool)):
+            group.create_array(f"calibration/{name}", shape=(n_t, n_v, height, width), dtype=dtype,
+                               chunks=plane, compressors=self.compressors, overwrite=True, fill_value=0)
+        group.create_array("calibration/histogram", shape=(n_t, n_v, HISTOGRAM_BINS), dtype=np.int64,
+                           chunks=(1, 1, HISTOGRAM_BINS), compressors=self.compressors, overwrite=True, fill_value=0)
+        group.create_array("calibration/threshold", shape=(n_t, n_v), dtype=np.float64, chunks=(1, 1),
+                           overwrite=True, fill_value=np.nan)
+
+    def create_volumes(self, n_t: int, n_z: int, views: list[str], height: int, width: int, dtype: Any,
+                       chunks: tuple[int, int, int], shards: tuple[int, int, int], with_mask: bool,
+                       attrs: dict[str, Any]) -> None:
+        group = self.group()
+        group.attrs.update({"axes": AXES, "views": list(views), **attrs})
+        n_v = len(views)
+        c, s = clip_blocks(chunks, shards, (n_z, height, width))
+        shape = (n_t, n_z, n_v, height, width)
+        volume_chunks, volume_shards = (1, c[0], 1, c[1], c[2]), (1, s[0], 1, s[1], s[2])
+        names = [("corrected", dtype)] + ([("mask", bool)] if with_mask else [])
+        for name, kind in names:
+            group.create_array(name, shape=shape, dtype=kind, chunks=volume_chunks, shards=volume_shards,
+                               compressors=self.compressors, overwrite=True, fill_value=0,
+                               config={"write_empty_chunks": True})
+        if not with_mask and "mask" in group:
+            del group["mask"]
+        for name, dims, kind in (("xy", (height, width), dtype), ("xz", (n_z, width), dtype),
+                                 ("yz", (n_z, height), dtype), ("mask_xy", (height, width), bool)):
+            group.create_array(f"projections/{name}", shape=(n_t, n_v, *dims), dtype=kind,
+                               chunks=(1, 1, *dims), compressors=self.compressors, overwrite=True, fill_value=0)
+
+    def array(self, name: str) -> zarr.Array:
+        return zarr.open_array(self.path / name, mode="r+")
+
+
+class ShardWriter:
+    """Writes the planes of one (t, view) volume in whole shards of Z.
+
+    ``add(planes)`` takes the next planes in Z order (any count); a shard's depth of planes
+    is written as soon as it is complete, the rest at :meth:`close`.
+    """
+
+    def __init__(self, array: zarr.Array, t: int, view: int):
+        self.array, self.t, self.view = array, t, view
+        self.depth = array.shards[1] if array.shards else array.chunks[1]
+        self.buffer = np.zeros((self.depth, *array.shape[3:]), array.dtype)
+        self.filled = 0
+        self.z0 = 0
+
+    def add(self, planes: np.ndarray) -> None:
+        start = 0
+        while start < len(planes):
+            take = min(self.depth - self.filled, len(planes) - start)
+            self.buffer[self.filled:self.filled + take] = planes[start:start + take]
+            self.filled += take
+            start += take
+            if self.filled == self.depth:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self.filled:
+            self.array[self.t, self.z0:self.z0 + self.filled, self.view] = self.buffer[:self.filled]
+            self.z0 += self.filled
+            self.filled = 0
+
+    def close(self) -> None:
+        self._flush()
+        if self.z0 != self.array.shape[1]:
+            raise RuntimeError(f"wrote {self.z0} of {self.array.shape[1]} planes")
