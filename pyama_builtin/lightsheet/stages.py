@@ -144,9 +144,11 @@ def calibrate(ctx: FovContext) -> dict[str, Any]:
         votes = np.zeros((meta.height, meta.width), np.uint16)
         for step, z in enumerate(sampled):
             plane = ctx.reader.read_planes(ctx.fov, t, index, z, z + 1)[0]
-            if p.dead_pixels.enabled:
-                votes += corrections.outlier_pixels(plane, p.dead_pixels.threshold)
             values = plane if background is None else corrections.subtract_background(plane[None], background)[0]
+            if p.dead_pixels.enabled:
+                outliers = corrections.outlier_pixels(plane, p.dead_pixels.threshold)
+                votes += outliers
+                values = values[~outliers]  # stuck-high pixels would skew the threshold
             histogram += np.bincount(values.ravel(), minlength=HISTOGRAM_BINS)[:HISTOGRAM_BINS]
             ctx.tick("calibrate", done * len(sampled) + step + 1, len(units) * len(sampled))
         if background is None:
