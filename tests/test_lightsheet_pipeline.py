@@ -173,7 +173,7 @@ def test_bad_background_fails_the_run_with_one_line(tmp_path, dataset):
 
 def test_config_errors_name_the_choices(tmp_path, dataset):
     config = load_config(write_run(tmp_path, dataset["path"]))
-    with pytest.raises(ConfigError, match="unknown pipeline 'lightshet'; did you mean 'lightsheet'\?; choose one of: lightsheet, timelapse"):
+    with pytest.raises(ConfigError, match=r"unknown pipeline 'lightshet'; did you mean 'lightsheet'\?; choose one of: lightsheet, timelapse"):
         plan_run(config.model_copy(update={"pipeline": "lightshet"}))
     with pytest.raises(ConfigError, match="view 'cam5_ch0' does not exist .* choose from: cam0_ch0, cam1_ch0"):
         plan_run(config.model_copy(update={"pipeline_params": {"views": ["cam5_ch0"]}}))
