@@ -169,8 +169,14 @@ class Reader:
         self.close()
 
 
+#: Pseudo-suffix a reader claims to open folder datasets (e.g. IsoView ``TMxxxxx/`` trees).
+FOLDER_SUFFIX = "/"
+
+
 def _suffix_rank(path: Path, suffixes: tuple[str, ...]) -> int:
     """Length of the longest of ``suffixes`` that ``path`` ends with (0 = no match)."""
+    if path.is_dir():
+        return 1 if FOLDER_SUFFIX in suffixes else 0
     name = path.name.lower()
     return max((len(s) for s in suffixes if name.endswith(s.lower())), default=0)
 
@@ -196,7 +202,7 @@ def _check_path_exists(path: Path) -> None:
     if not path.exists():
         raise ReaderError(f"{path}: file not found; check the 'input' path")
     if path.is_dir():
-        raise ReaderError(f"{path}: is a directory, not an image file; point 'input' at a file")
+        return  # folder datasets: the readers claiming FOLDER_SUFFIX decide (select_reader)
     if path.stat().st_size == 0:
         raise ReaderError(f"{path}: file is empty (0 bytes); re-export or copy it again")
 
@@ -259,6 +265,10 @@ def select_reader(path: Path, registry: "Registry", name: str = "auto") -> "Read
                 f"{path}: several readers accept this file ({names}); set 'reader:' in the config to one of them"
             )
         refusals += [f"{name}: {reason}" for name, reason in sorted(reasons.items())]
+    if path.is_dir():
+        why = f" ({'; '.join(refusals)})" if refusals else ""
+        raise ReaderError(f"{path}: is a directory, not an image file or a dataset folder a reader opens{why}; "
+                          "point 'input' at a file")
     if not refusals:
         claimed = sorted({s for r in readers for s in r.suffixes})
         raise ReaderError(

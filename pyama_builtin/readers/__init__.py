@@ -5,6 +5,8 @@ themselves live in the sibling modules and import their libraries only when a fi
 
 Selection: ``.nd2`` -> ``nd2``, ``.czi`` -> ``czi``, ``.ome.tif(f)`` / ``.tif(f)`` -> ``tiff``;
 ``bioio`` claims no suffix and is used when the config says ``reader: bioio``.
+Light-sheet volumes: ``.klb`` -> ``klb``, ``.stack`` -> ``isoview_stack``; both also open a
+``TMxxxxx/`` folder (or the folder of many), each view (camera x channel) being one channel.
 
 RGB files: pyama needs one grayscale image per channel, so an RGB file is an error unless
 ``reader_params: {split_rgb: true}``, which reads red, green and blue as separate channels
@@ -18,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from pyama_framework import ReaderRegistration, hookimpl
+from pyama_framework.readers import FOLDER_SUFFIX
 from pyama_framework.types import PluginParams
 
 _SPLIT_RGB = ("Read an RGB file's red, green and blue samples as separate channels "
@@ -73,6 +76,27 @@ class BioioParams(PluginParams):
     split_rgb: bool = Field(False, description=_SPLIT_RGB)
 
 
+_VIEWS = ("Read only these {} (default: every one found); an index the data does not have "
+          "is an error")
+
+
+class KlbParams(PluginParams):
+    """Parameters of the ``klb`` reader."""
+
+    cameras: list[Annotated[int, Field(ge=0)]] | None = Field(None, description=_VIEWS.format("cameras"))
+    channels: list[Annotated[int, Field(ge=0)]] | None = Field(None, description=_VIEWS.format("channels"))
+    decoder: Literal["auto", "python", "pyklb"] = Field(
+        "auto", description="Block decoder: 'auto' uses pyklb when installed, else the numpy/bz2 decoder")
+    threads: int = Field(0, ge=0, le=64, description="Decompression threads (0: number of CPUs, at most 8)")
+
+
+class IsoviewStackParams(PluginParams):
+    """Parameters of the ``isoview_stack`` reader."""
+
+    cameras: list[Annotated[int, Field(ge=0)]] | None = Field(None, description=_VIEWS.format("cameras"))
+    channels: list[Annotated[int, Field(ge=0)]] | None = Field(None, description=_VIEWS.format("channels"))
+
+
 @hookimpl
 def pyama_readers():
     yield ReaderRegistration(
@@ -101,4 +125,18 @@ def pyama_readers():
         summary="Any format an installed bioio reader plugin supports (extra [bioio]); select by name",
         implementation="pyama_builtin.readers.bioio:BioioReader",
         params=BioioParams,
+    )
+    yield ReaderRegistration(
+        name="klb",
+        summary="KLB light-sheet volumes (file or TM folder tree); Z slabs decoded block by block",
+        implementation="pyama_builtin.readers.klb:KlbReader",
+        params=KlbParams,
+        suffixes=(".klb", FOLDER_SUFFIX),
+    )
+    yield ReaderRegistration(
+        name="isoview_stack",
+        summary="IsoView raw .stack volumes + channel XML (file or TM folder tree); read plane by plane",
+        implementation="pyama_builtin.readers.isoview_stack:IsoviewStackReader",
+        params=IsoviewStackParams,
+        suffixes=(".stack", FOLDER_SUFFIX),
     )
