@@ -43,6 +43,18 @@ def test_correction_restores_dead_pixels_from_their_neighbours():
     assert np.median(error / (noise + 5)) < 2.0  # like a neighbour: within the noise
     good = ~dead.map((128, 128))
     assert np.array_equal(fixed[:, good], broken[:, good])  # other pixels unchanged
+    in_place = broken.copy()
+    assert corrections.correct_dead_pixels(in_place, dead.map((128, 128)), out=in_place) is in_place
+    assert np.array_equal(in_place, fixed)
+
+
+def test_ninther_ignores_a_single_outlier_and_keeps_smooth_ramps():
+    ramp = np.add.outer(np.arange(20), 2 * np.arange(30)).astype(np.uint16)
+    assert np.array_equal(corrections.ninther3x3(ramp)[1:-1, 1:-1], ramp[1:-1, 1:-1])
+    spiky = ramp.copy()
+    spiky[7, 9] = 60000
+    neighbours = np.delete(spiky[6:9, 8:11].ravel(), 4)
+    assert neighbours.min() <= corrections.ninther3x3(spiky)[7, 9] <= neighbours.max()  # the spike never shows
 
 
 def test_corner_pixel_with_all_neighbours_dead_becomes_zero():

@@ -77,7 +77,11 @@ def test_outputs_are_the_corrected_volumes_masks_projections_and_figures(tmp_pat
             assert np.array_equal(results[t, 3, v], expected[3])
             threshold = float(results.calibration("threshold")[t, v])
             mask = foreground.foreground_mask(expected, threshold, block=4)
-            assert np.array_equal(results.mask(t, v)[:], mask) and 0.1 < mask.mean() < 0.9
+            lazy = results.mask(t, v)
+            assert lazy.shape == mask.shape and np.array_equal(lazy[:], mask) and 0.1 < mask.mean() < 0.9
+            assert np.array_equal(lazy[2, 5:37:3, 61], mask[2, 5:37:3, 61]) and lazy[4, 33, 7] == mask[4, 33, 7]
+            assert np.array_equal(lazy[:, 10, 3:70], mask[:, 10, 3:70])
+            assert results.masks.shape == (2, SHAPE[0], 2, SHAPE[1] // 4, SHAPE[2] // 4)  # stored per 4 x 4 block
             assert np.array_equal(results.projection(t, v, "xy"), expected.max(0))
             assert np.array_equal(results.projection(t, v, "xz"), expected.max(1))
             assert np.array_equal(results.projection(t, v, "yz"), expected.max(2))

@@ -54,12 +54,13 @@ def mask_threshold(histogram: np.ndarray, method: str, percentile: float, scale:
     return value * scale
 
 
-def foreground_mask(planes: np.ndarray, threshold: float, block: int) -> np.ndarray:
-    """Pixels whose ``block`` x ``block`` mean (per plane) exceeds ``threshold``.
+def block_mask(planes: np.ndarray, threshold: float, block: int) -> np.ndarray:
+    """Which ``block`` x ``block`` blocks of each plane have a mean above ``threshold``.
 
     Deciding on block means smooths shot noise the way a Gaussian prefilter would, at a
-    fraction of the cost, and gives masks with block-sized steps (fine for cropping and
-    fusion weights, which is what they are for).
+    fraction of the cost; the mask is stored at block resolution (16x smaller for 4 x 4
+    blocks, nothing lost: it is constant on blocks) and :func:`expand_block_mask` gives
+    it at full resolution.
 
     Parameters
     ----------
@@ -70,7 +71,8 @@ def foreground_mask(planes: np.ndarray, threshold: float, block: int) -> np.ndar
 
     Returns
     -------
-    (n, Y, X) bool ndarray
+    (n, ceil(Y / block), ceil(X / block)) bool ndarray
+        Edge blocks count the pixels beyond the plane as 0.
     """
     n, height, width = planes.shape
     by, bx = -(-height // block), -(-width // block)
@@ -78,8 +80,36 @@ def foreground_mask(planes: np.ndarray, threshold: float, block: int) -> np.ndar
         padded = np.zeros((n, by * block, bx * block), planes.dtype)
         padded[:, :height, :width] = planes
         planes = padded
-    sums = planes.reshape(n, by, block, bx, block).sum(axis=(2, 4), dtype=np.uint64 if planes.dtype.kind in "ui" else np.float64)
-    # Compare sums with threshold * block**2: no division; edge blocks count padding as 0.
-    small = sums > threshold * block * block
-    full = np.repeat(np.repeat(small, block, axis=1), block, axis=2)
-    return full[:, :height, :width]
+    # Block sums by adding strided row sets, then strided column sets: whole-row vector adds
+    # instead of numpy reductions over length-`block` axes (measured 5x slower).
+    kind = np.uint32 if planes.dtype.kind == "u" and planes.dtype.itemsize <= 2 else np.float64
+    rows = planes[:, 0::block].astype(kind)
+    for i in range(1, block):
+        rows += planes[:, i::block]
+    sums = rows[:, :, 0::block].copy()
+    for j in range(1, block):
+        sums += rows[:, :, j::block]
+    return sums > threshold * block * block  # mean > threshold, without a division
+
+
+def expand_block_mask(small: np.ndarray, block: int, shape: tuple[int, int]) -> np.ndarray:
+    """A block-resolution mask (..., by, bx) at full resolution (..., Y, X)."""
+    full = np.repeat(np.repeat(small, block, axis=-1), block, axis=-2)
+    return full[..., : shape[0], : shape[1]]
+
+
+def foreground_mask(planes: np.ndarray, threshold: float, block: int) -> np.ndarray:
+    """Pixels whose ``block`` x ``block`` block mean exceeds ``threshold`` (:func:`block_mask`
+    at full resolution).
+
+    Parameters
+    ----------
+    planes : (n, Y, X) ndarray
+    threshold : float
+    block : int
+
+    Returns
+    -------
+    (n, Y, X) bool ndarray
+    """
+    return expand_block_mask(block_mask(planes, threshold, block), block, planes.shape[1:])

@@ -45,12 +45,44 @@ class VolumeView:
         return data if dtype is None else data.astype(dtype)
 
 
+class MaskView(VolumeView):
+    """One (t, view) foreground mask at full resolution, read lazily from the block-resolution
+    ``mask`` array (each stored value covers ``block`` x ``block`` pixels)."""
+
+    def __init__(self, array: zarr.Array, t: int, view: int, block: int, shape_yx: tuple[int, int]):
+        super().__init__(array, t, view)
+        self.block, self.shape_yx = block, shape_yx
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.array.shape[1], *self.shape_yx
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key) or len(key) > 3:
+            raise IndexError("index a mask with up to three ints or slices (Z, Y, X)")
+        z, y, x = (*key, *(slice(None),) * (3 - len(key)))
+        ys, xs = np.arange(self.shape_yx[0])[y], np.arange(self.shape_yx[1])[x]
+        rows, cols = np.atleast_1d(ys) // self.block, np.atleast_1d(xs) // self.block
+        if rows.size == 0 or cols.size == 0:
+            return np.zeros(np.broadcast_shapes(np.shape(np.arange(self.shape[0])[z]), ys.shape, xs.shape), bool)
+        r0, c0 = rows.min(), cols.min()
+        small = self.array[self.t, z, self.view, r0:rows.max() + 1, c0:cols.max() + 1]
+        full = small[..., rows - r0, :][..., cols - c0]
+        if np.ndim(xs) == 0:
+            full = full[..., 0]
+        if np.ndim(ys) == 0:
+            full = full[..., 0, :] if np.ndim(xs) else full[..., 0]
+        return full
+
+
 class LightsheetResults:
     """The corrected volumes of a lightsheet run as a lazy (T, Z, V, Y, X) array.
 
     ``results[t, z, v]`` reads one plane; ``results.views`` names the V axis
     (``"cam0_ch0"``, ...); :meth:`projection`, :meth:`mask` and :meth:`volume` give one
-    view's projections, foreground mask and volume; :meth:`to_dask` the whole thing as dask.
+    view's projections, foreground mask (full resolution) and volume; :meth:`to_dask` the
+    whole thing as dask. ``results.masks`` is the stored (T, Z, V, Y/b, X/b) block mask.
     """
 
     def __init__(self, path: Path):
@@ -96,7 +128,8 @@ class LightsheetResults:
         """The foreground mask (Z, Y, X) of time point ``t`` and ``view``, lazily."""
         if self.masks is None:
             raise KeyError(f"{self.path}: this run wrote no masks (pipeline_params.mask.enabled was false)")
-        return VolumeView(self.masks, t, self.view_index(view))
+        block = int(self.group.attrs.get("mask_block", 1))
+        return MaskView(self.masks, t, self.view_index(view), block, self.shape[3:])
 
     def projection(self, t: int, view: int | str, kind: str = "xy") -> np.ndarray:
         """Maximum projection ``"xy"`` (Y, X), ``"xz"`` (Z, X), ``"yz"`` (Z, Y) or ``"mask_xy"``."""

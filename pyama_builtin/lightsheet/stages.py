@@ -170,7 +170,7 @@ def calibrate(ctx: FovContext) -> dict[str, Any]:
 # ------------------------------------------------------------------ correct
 def _correct_settings(ctx: FovContext) -> dict[str, Any]:
     p = params(ctx)  # not the slab: it changes memory use, never the output
-    return {"output": p.output.model_dump(), "mask": p.mask.enabled, "storage": ctx.config.storage.model_dump()}
+    return {"output": p.output.model_dump(), "mask": p.mask.model_dump(), "storage": ctx.config.storage.model_dump()}
 
 
 def correct_volume(ctx: FovContext, t: int, v: int, index: int, layout: VolumeLayout,
@@ -183,18 +183,19 @@ def correct_volume(ctx: FovContext, t: int, v: int, index: int, layout: VolumeLa
     volume = ShardWriter(layout.array("corrected"), t, v)
     mask_writer = ShardWriter(layout.array("mask"), t, v) if p.mask.enabled else None
     xy = np.zeros((meta.height, meta.width), meta.dtype)
-    mask_xy = np.zeros((meta.height, meta.width), bool)
+    mask_xy = np.zeros((-(-meta.height // p.mask.block), -(-meta.width // p.mask.block)), bool)
     xz = np.zeros((meta.n_z, meta.width), meta.dtype)
     yz = np.zeros((meta.n_z, meta.height), meta.dtype)
     for z0 in range(0, meta.n_z, p.slab):
         z1 = min(z0 + p.slab, meta.n_z)
         planes = ctx.reader.read_planes(ctx.fov, t, index, z0, z1)
-        planes = corrections.correct_dead_pixels(corrections.subtract_background(planes, background), dead)
+        planes = corrections.subtract_background(planes, background)
+        corrections.correct_dead_pixels(planes, dead, out=planes)  # our own array: fix in place
         slab_xy, xz[z0:z1], yz[z0:z1] = slab_projections(planes)
         np.maximum(xy, slab_xy, out=xy)
         volume.add(planes)
         if mask_writer is not None:
-            mask = foreground.foreground_mask(planes, threshold, p.mask.block)
+            mask = foreground.block_mask(planes, threshold, p.mask.block)
             mask_xy |= mask.any(axis=0)
             mask_writer.add(mask)
         del planes
@@ -202,6 +203,7 @@ def correct_volume(ctx: FovContext, t: int, v: int, index: int, layout: VolumeLa
     volume.close()
     if mask_writer is not None:
         mask_writer.close()
+    mask_xy = foreground.expand_block_mask(mask_xy, p.mask.block, (meta.height, meta.width))
     for name, data in (("xy", xy), ("xz", xz), ("yz", yz), ("mask_xy", mask_xy)):
         layout.array(f"projections/{name}")[t, v] = data
 
@@ -213,7 +215,7 @@ def correct(ctx: FovContext) -> dict[str, Any]:
         names = [meta.channels[i].name for i in view_indices(p.views, meta)]
         spacing = {"z_step_um": meta.z_step_um, "pixel_size_um": meta.pixel_size_um}
         layout.create_volumes(ctx.n_frames, meta.n_z, names, meta.height, meta.width, meta.dtype,
-                              p.output.chunks, p.output.shards, p.mask.enabled,
+                              p.output.chunks, p.output.shards, p.mask.block if p.mask.enabled else 0,
                               {"spacing": spacing, "timestamps_s": _timestamps(ctx)})
     units = list(_units(ctx))
     total = len(units) * meta.n_z

@@ -4,7 +4,7 @@
 
     fov_000/lightsheet.zarr/                      attrs: axes, views, spacing
         corrected        (T, Z, V, Y, X) uint16   background-subtracted, dead pixels fixed
-        mask             (T, Z, V, Y, X) bool     foreground
+        mask             (T, Z, V, Y/b, X/b) bool foreground, per b x b block (attrs: mask_block)
         projections/xy   (T, V, Y, X)             maximum over Z
         projections/xz   (T, V, Z, X)             maximum over Y
         projections/yz   (T, V, Z, Y)             maximum over X
@@ -70,20 +70,25 @@ class VolumeLayout:
                            overwrite=True, fill_value=np.nan)
 
     def create_volumes(self, n_t: int, n_z: int, views: list[str], height: int, width: int, dtype: Any,
-                       chunks: tuple[int, int, int], shards: tuple[int, int, int], with_mask: bool,
+                       chunks: tuple[int, int, int], shards: tuple[int, int, int], mask_block: int,
                        attrs: dict[str, Any]) -> None:
+        """Create the volumes and projections; ``mask_block`` 0 = no mask."""
         group = self.group()
         group.attrs.update({"axes": AXES, "views": list(views), **attrs})
         n_v = len(views)
         c, s = clip_blocks(chunks, shards, (n_z, height, width))
         shape = (n_t, n_z, n_v, height, width)
         volume_chunks, volume_shards = (1, c[0], 1, c[1], c[2]), (1, s[0], 1, s[1], s[2])
-        names = [("corrected", dtype)] + ([("mask", bool)] if with_mask else [])
-        for name, kind in names:
-            group.create_array(name, shape=shape, dtype=kind, chunks=volume_chunks, shards=volume_shards,
-                               compressors=self.compressors, overwrite=True, fill_value=0,
-                               config={"write_empty_chunks": True})
-        if not with_mask and "mask" in group:
+        group.create_array("corrected", shape=shape, dtype=dtype, chunks=volume_chunks, shards=volume_shards,
+                           compressors=self.compressors, overwrite=True, fill_value=0,
+                           config={"write_empty_chunks": True})
+        if mask_block:  # block resolution: one chunk per plane, shards as deep as the volume's
+            by, bx = -(-height // mask_block), -(-width // mask_block)
+            group.create_array("mask", shape=(n_t, n_z, n_v, by, bx), dtype=bool, chunks=(1, c[0], 1, by, bx),
+                               shards=(1, s[0], 1, by, bx), compressors=self.compressors, overwrite=True,
+                               fill_value=False, config={"write_empty_chunks": True})
+            group.attrs["mask_block"] = mask_block
+        elif "mask" in group:
             del group["mask"]
         for name, dims, kind in (("xy", (height, width), dtype), ("xz", (n_z, width), dtype),
                                  ("yz", (n_z, height), dtype), ("mask_xy", (height, width), bool)):
