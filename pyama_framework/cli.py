@@ -99,7 +99,7 @@ def _run(config_path: Path, overrides: dict[str, Any], overwrite: bool, workers:
     if summary.interrupted:
         err.print(f"interrupted: {len(done)} of {len(plan.fovs)} FOV(s) complete; run the same command again to resume")
         raise typer.Exit(EXIT_INTERRUPTED)
-    err.print(f"{len(done)} of {len(plan.fovs)} FOV(s) complete; traces in {plan.config.output}", highlight=False)
+    err.print(f"{len(done)} of {len(plan.fovs)} FOV(s) complete; results in {plan.config.output}", highlight=False)
     if summary.failed:
         raise typer.Exit(EXIT_FOV_FAILED)
 
