@@ -7,6 +7,8 @@ input: data/experiment.nd2          # ND2, CZI, OME-TIFF, TIFF (see: pyama plugi
 output: out/
 reader: auto                        # or a reader name; 'pyama plugins doctor FILE' explains the choice
 reader_params: {}
+pipeline: timelapse                 # or lightsheet (volumes: see docs/lightsheet.md); pyama plugins list
+pipeline_params: {}                 # the pipeline's own settings (pyama plugins info lightsheet)
 fovs: all                           # or "0-5, 7"
 z: {projection: none, plane: 0}     # for files with Z: a plane, or max / mean / sum projection
 channels:
