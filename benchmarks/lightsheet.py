@@ -9,7 +9,10 @@ Then runs ``pyama run`` on it in a fresh process (one worker) and reports:
   with ``np.fromfile``, so no file pages are mapped into it);
 - the seconds of each stage (from the stage records) and the throughput in MB/s of raw
   input: input bytes / (calibrate + correct) and / the whole run;
-- recall and false positives of the dead-pixel detection against the planted pixels.
+- recall and false positives of the dead-pixel detection against the planted pixels;
+- the same figures for a plain copy (read every plane, write the same sharded lz4 zarr), the
+  floor any pipeline writing these volumes pays, and CPU seconds next to wall seconds: on a
+  shared machine wall time stretches with the load, CPU time much less.
 
 The volume was just written, so it is mostly in the page cache: the figure is processing
 throughput, not disk speed. Usage::
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -71,23 +75,59 @@ def write_dataset(root: Path, shape: tuple[int, int, int], cameras: int) -> dict
     return dead
 
 
+COPY_BASELINE = """
+import sys, numpy as np, zarr
+from pathlib import Path
+from pyama_framework.readers import open_reader
+from pyama_framework.registry import get_registry
+from pyama_framework.store import compressors
+from pyama_framework.config import StorageConfig
+from pyama_builtin.lightsheet.volume_store import clip_blocks
+root, out, slab = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+with open_reader(root, get_registry().get("reader", "isoview_stack"), {}) as reader:
+    m = reader.metadata
+    chunks, shards = clip_blocks((1, 256, 256), (16, 2048, 2048), (m.n_z, m.height, m.width))
+    for v in range(m.n_channels):
+        array = zarr.create_array(out / f"view{v}", shape=(m.n_z, m.height, m.width), dtype=m.dtype, chunks=chunks,
+                                  shards=shards, compressors=compressors(StorageConfig()), overwrite=True,
+                                  config={"write_empty_chunks": True})
+        for z0 in range(0, m.n_z, shards[0]):
+            array[z0:z0 + shards[0]] = reader.read_planes(0, 0, v, z0, min(z0 + shards[0], m.n_z))
+"""
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def copy_baseline(root: Path, out: Path, slab: int) -> dict:
+    """The floor: read every plane and write it to the same sharded lz4 zarr, no processing."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    cpu, started = cpu_seconds(), time.perf_counter()
+    subprocess.run([sys.executable, "-c", COPY_BASELINE, str(root), str(out), str(slab)], check=True)
+    return {"wall_s": round(time.perf_counter() - started, 2), "cpu_s": round(cpu_seconds() - cpu, 2)}
+
+
 def run(root: Path, out: Path, slab: int, diagnostics: bool) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     config = {"input": str(root), "output": str(out / "results"), "pipeline": "lightsheet",
               "pipeline_params": {"slab": slab, "diagnostics": diagnostics}, "execution": {"workers": 1}}
     (out / "run.yaml").write_text(yaml.safe_dump(config))
-    started = time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "pyama_framework", "run", str(out / "run.yaml")],
                             capture_output=True, text=True)
     wall = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
     if result.returncode != 0:
         raise SystemExit(f"run failed:\n{result.stderr}")
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     records = out / "results" / "fov_000" / ".pyama"
     stages = {name: json.loads((records / f"{name}.json").read_text())["seconds"]
               for name in ("calibrate", "correct", "diagnostics") if (records / f"{name}.json").exists()}
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak_mb), "stage_s": stages}
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(peak_mb), "stage_s": stages}
 
 
 def dead_pixel_scores(out: Path, dead: dict[int, DeadPixels], shape: tuple[int, int]) -> dict:
@@ -114,6 +154,8 @@ def main() -> None:
     shape = (64, 512, 512) if args.small else (543, 2048, 2048)
     root = args.data / ("small" if args.small else "full") / "SPM00"
     dead = write_dataset(root, shape, args.cameras)
+    load_before = os.getloadavg()[0]
+    baseline = copy_baseline(root, args.data / "copy", args.slab)
     report = run(root, args.data / "out", args.slab, args.diagnostics)
     raw_mb = args.cameras * np.prod(shape) * 2 / 1e6
     processing = report["stage_s"]["calibrate"] + report["stage_s"]["correct"]
@@ -121,6 +163,13 @@ def main() -> None:
         "volume_zyx": list(shape), "cameras": args.cameras, "slab": args.slab, "raw_input_mb": round(raw_mb),
         "throughput_mb_s": round(raw_mb / processing, 1),
         "throughput_whole_run_mb_s": round(raw_mb / report["wall_s"], 1),
+        # CPU seconds do not stretch when other processes share the cores, wall time does:
+        # raw MB per CPU second is what one worker with a core to itself would approach.
+        "mb_per_cpu_s": round(raw_mb / report["cpu_s"], 1),
+        "copy_baseline": {**baseline, "mb_per_cpu_s": round(raw_mb / baseline["cpu_s"], 1),
+                          "mb_s": round(raw_mb / baseline["wall_s"], 1)},
+        "pipeline_over_copy_cpu": round(report["cpu_s"] / baseline["cpu_s"], 2),
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "dead_pixels": dead_pixel_scores(args.data / "out", dead, shape[1:]),
     })
     print(json.dumps(report, indent=1))
