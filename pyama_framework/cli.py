@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import PyamaError
+from .location import is_url, output_root
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="pyama: per-cell traces from time-lapse microscopy, with pluggable algorithms.")
@@ -84,7 +85,7 @@ def _run(config_path: Path, overrides: dict[str, Any], overwrite: bool, workers:
             config = config.model_copy(update={"execution": config.execution.model_copy(update={"workers": workers})})
         plan = plan_run(config)
         executor = session.enter_context(open_executor(plan))
-        session.enter_context(acquire_lease(plan.config.output))
+        session.enter_context(acquire_lease(plan.config.output, plan.config.storage_options))
         prepare_output(plan, overwrite)
     except PyamaError as exc:
         session.close()
@@ -110,7 +111,7 @@ def _execute_and_report(plan: Any, executor: Any) -> None:
             err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     done = [o for o in summary.outcomes if o.status == "done"]
     for outcome in summary.failed:
-        log = plan.config.output / f"fov_{outcome.fov:03d}" / "error.log"
+        log = output_root(plan.config.output) / f"fov_{outcome.fov:03d}" / "error.log"
         err.print(f"[bold red]FOV {outcome.fov} failed:[/] {escape(outcome.error)} (details in {escape(str(log))})",
                   highlight=False, soft_wrap=True)
     if summary.interrupted:
@@ -125,14 +126,14 @@ def _execute_and_report(plan: Any, executor: Any) -> None:
 def run(
     config: Path = typer.Argument(..., help="Run config (YAML)"),
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="Override 'input'"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Override 'output'"),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Override 'output' (a folder or an fsspec URL)"),
     fovs: Optional[str] = typer.Option(None, "--fovs", help="Override 'fovs', e.g. '0-5, 7'"),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Override execution.workers"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace results of a different config in OUTPUT"),
 ) -> None:
     """Run the pipeline described by CONFIG (resumes an interrupted run)."""
     overrides = {"input": str(input.resolve()) if input else None,
-                 "output": str(output.resolve()) if output else None, "fovs": fovs}
+                 "output": (output if is_url(output) else str(Path(output.removeprefix("file://")).resolve())) if output else None, "fovs": fovs}
     _run(config, overrides, overwrite, workers)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from queue import Empty
-import shutil
 import signal
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from .readers import ImageMetadata, ReaderError, open_reader, select_reader
 from .registry import Registry, get_registry
 from .lease import LEASE_FILENAMES, acquire_lease
 from .store import CONFIG_FILENAME, atomic_write_text, fov_dirname
+from .location import check_output, ensure_dir, output_root, remove_tree
 
 ProgressCallback = Callable[[int, str, int, int], None]
 
@@ -113,6 +113,7 @@ def plan_run(config: RunConfig, registry: Registry | None = None) -> Plan:
     params = registration.validate_params(config.reader_params)
     reader = Selected(registration, params, provided.distribution, provided.version)
     fovs = _check_against_file(config, metadata, Path(config.input))
+    check_output(config.output, config.storage_options)  # a missing bucket, refused credentials: before any write
     filled = filled_config(resolved, reader)
     resolved = ResolvedConfig(filled, resolved.reader_params, resolved.segmenter, resolved.tracker,
                               resolved.background, resolved.features)
@@ -121,7 +122,7 @@ def plan_run(config: RunConfig, registry: Registry | None = None) -> Plan:
 
 def prepare_output(plan: Plan, overwrite: bool = False) -> None:
     """Refuse an output folder made by an incompatible config, unless ``overwrite``."""
-    output = Path(plan.config.output)
+    output = output_root(plan.config.output, plan.config.storage_options)  # a Path, or a UPath for a URL
     if output.exists() and not output.is_dir():
         raise OutputError(f"output {output} is a file; choose a folder")
     config_file = output / CONFIG_FILENAME
@@ -141,9 +142,9 @@ def prepare_output(plan: Plan, overwrite: bool = False) -> None:
                 )
             for child in output.iterdir():
                 if child.is_dir() and child.name.startswith("fov_"):
-                    shutil.rmtree(child)
+                    remove_tree(child)
             config_file.unlink()
-    output.mkdir(parents=True, exist_ok=True)
+    ensure_dir(output)
     atomic_write_text(config_file, config_to_yaml(plan.config))
 
 
@@ -275,6 +276,6 @@ def run_config(config: RunConfig, *, overwrite: bool = False, progress: Progress
 
     # The executor connects first (a scheduler that is down is reported before anything is
     # written); the lease keeps a second run off this output until this one ends.
-    with open_executor(plan) as executor, acquire_lease(plan.config.output):
+    with open_executor(plan) as executor, acquire_lease(plan.config.output, plan.config.storage_options):
         prepare_output(plan, overwrite)
         return executor.run(plan, progress)
