@@ -164,5 +164,8 @@ def check_output(output: Any, storage_options: dict[str, Any] | None = None) -> 
         raise OutputError(f"output {url}: access refused ({_one_line(exc)}); check the credentials in the "
                           f"environment (e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket's policy") from None
     except Exception as exc:
+        if "credential" in type(exc).__name__.lower():  # botocore's NoCredentialsError, ...
+            raise OutputError(f"output {url}: no credentials found ({_one_line(exc)}); set them in the "
+                              f"environment (e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)") from None
         raise OutputError(f"output {url}: cannot reach the object store ({_one_line(exc)}); check "
                           f"storage_options (e.g. endpoint_url) and the network") from None
