@@ -156,7 +156,7 @@ def _init_worker(cancel_event: Any, progress_queue: Any, native_threads: int = 0
     # Workers ignore Ctrl-C: the parent sets the shared event and each worker stops cleanly
     # at the next frame boundary instead of dying mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if native_threads:  # workers x BLAS/OpenMP threads must not oversubscribe the cores
+    if native_threads:  # BLAS/OpenMP threads spinning on shared cores: see executors/native_threads.py
         from .executors.native_threads import limit_native_threads
 
         limit_native_threads(native_threads)
@@ -202,14 +202,18 @@ def execute(plan: Plan, progress: ProgressCallback | None = None, workers: int |
     summary = RunSummary()
     progress = progress or (lambda *a: None)
     if workers == 1:
+        from .executors.native_threads import limited_native_threads, native_threads_per_task
+
         cancel = {"set": False}
         try:
-            for fov in plan.fovs:
-                outcome = execute_fov(plan, fov, lambda s, d, t, f=fov: progress(f, s, d, t), lambda: cancel["set"])
-                summary.outcomes.append(outcome)
-                if outcome.status == "cancelled":
-                    summary.interrupted = True
-                    break
+            with limited_native_threads(native_threads_per_task()):
+                for fov in plan.fovs:
+                    outcome = execute_fov(plan, fov, lambda s, d, t, f=fov: progress(f, s, d, t),
+                                          lambda: cancel["set"])
+                    summary.outcomes.append(outcome)
+                    if outcome.status == "cancelled":
+                        summary.interrupted = True
+                        break
         except KeyboardInterrupt:
             summary.interrupted = True
         return summary
@@ -217,10 +221,10 @@ def execute(plan: Plan, progress: ProgressCallback | None = None, workers: int |
     ctx = mp.get_context("spawn")
     cancel_event, queue = ctx.Event(), ctx.Queue()
     config_data = plan.config.model_dump(mode="json")
-    from .executors.native_threads import threads_per_task
+    from .executors.native_threads import native_threads_per_task
 
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(cancel_event, queue, threads_per_task(workers)))
+                               initargs=(cancel_event, queue, native_threads_per_task()))
     futures = {pool.submit(_process_fov, config_data, fov): fov for fov in plan.fovs}
     pending = set(futures)
     try:

@@ -24,7 +24,7 @@ import distributed
 
 from ..errors import ExecutorError
 from ..pipeline import FovOutcome
-from .native_threads import limit_native_threads, thread_env
+from .native_threads import limit_native_threads, native_threads_per_task, thread_env
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..runner import Plan, ProgressCallback, RunSummary
@@ -53,11 +53,12 @@ class DaskExecutor:
         else:
             workers = max(1, min(execution.workers, len(plan.fovs)))
             threads = execution.threads_per_worker
-            # Parallelism comes from tasks: one native thread per task (dask's nanny also sets
-            # OMP/MKL/OPENBLAS to 1 before spawning a worker; this adds blosc and numexpr).
+            # Parallelism comes from tasks: one native thread per task (see native_threads.py),
+            # set before a worker process imports anything (dask's nanny sets OMP/MKL/OPENBLAS
+            # to 1 by default; this also covers blosc, numexpr and PYAMA_NATIVE_THREADS).
             self.cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0",
-                silence_logs=logging.ERROR, env=thread_env(1))
+                silence_logs=logging.ERROR, env=thread_env(native_threads_per_task()))
             self.client = distributed.Client(self.cluster, set_as_default=False)
             where = f"dask local cluster, {workers} worker(s) x {threads} thread(s)"
         self.description = f"{where}; dashboard {self.client.dashboard_link}"
@@ -147,7 +148,7 @@ def _fov_task(config_data: dict[str, Any], fov: int, topic: str, cancel_name: st
     worker = distributed.get_worker()
     # A worker started without a nanny (or by other tools) may still have a native thread
     # per core; with several such workers per node that oversubscribes the node.
-    limit_native_threads(1)
+    limit_native_threads(native_threads_per_task())
     cancel = distributed.Event(cancel_name)
     checked = {"at": 0.0, "set": False}
 
