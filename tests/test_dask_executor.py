@@ -131,29 +131,23 @@ def test_worker_killed_mid_fov_run_completes_identical_to_local(tmp_path, schedu
 
 
 @pytest.mark.slow
-def test_ctrl_c_cancels_the_tasks_and_the_run_resumes(tmp_path, scheduler, movie, local_reference):
-    workers = [_start_worker(scheduler, tmp_path) for _ in range(2)]
-    try:
-        _wait_for_workers(scheduler, 2)
-        address = json.loads(scheduler.read_text())["address"]
-        config = write_config(tmp_path, movie, execution={"executor": "dask", "address": address})
-        run = subprocess.Popen([sys.executable, "-m", "pyama_framework", "run", str(config)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        out = tmp_path / "out"
-        _wait_for(lambda: any(out.glob("fov_*/.pyama/copy.json")), 180, "a FOV to be copied")
-        run.send_signal(signal.SIGINT)
-        _, stderr = run.communicate(timeout=120)
-        assert run.returncode == 130, stderr
-        assert "run the same command again to resume" in stderr
-        assert not all((out / f"fov_{f:03d}" / ".pyama" / "cache.json").exists() for f in range(N_FOVS))
-        resumed = pyama("run", str(config))
-        assert resumed.returncode == 0, resumed.stderr
-        assert "already complete" in resumed.stderr
-        _assert_same_as_local(out, local_reference)
-    finally:
-        for worker in workers:
-            worker.kill()
-            worker.wait()
+def test_ctrl_c_in_the_terminal_cancels_the_tasks_and_the_run_resumes(tmp_path, movie, local_reference):
+    # A local cluster; Ctrl-C in a terminal signals the whole process group (client and workers).
+    config = write_config(tmp_path, movie, execution={"executor": "dask", "workers": 2})
+    run = subprocess.Popen([sys.executable, "-m", "pyama_framework", "run", str(config)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    out = tmp_path / "out"
+    _wait_for(lambda: any(out.glob("fov_*/.pyama/copy.json")), 180, "a FOV to be copied")
+    os.killpg(run.pid, signal.SIGINT)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 130, stderr
+    assert "run the same command again to resume" in stderr
+    assert "Traceback" not in stderr  # the workers stopped their tasks instead of dying
+    assert not all((out / f"fov_{f:03d}" / ".pyama" / "cache.json").exists() for f in range(N_FOVS))
+    resumed = pyama("run", str(config))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "already complete" in resumed.stderr
+    _assert_same_as_local(out, local_reference)
 
 
 @pytest.mark.slow

@@ -60,6 +60,7 @@ class DaskExecutor:
                 n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0",
                 silence_logs=logging.ERROR, env=thread_env(native_threads_per_task()))
             self.client = distributed.Client(self.cluster, set_as_default=False)
+            self.client.register_plugin(_IgnoreCtrlC(), name="pyama-ignore-ctrl-c")
             where = f"dask local cluster, {workers} worker(s) x {threads} thread(s)"
         self.description = f"{where}; dashboard {self.client.dashboard_link}"
 
@@ -117,6 +118,19 @@ class DaskExecutor:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class _IgnoreCtrlC(distributed.WorkerPlugin):
+    """Our local cluster's worker processes ignore Ctrl-C (the terminal sends it to all of
+    them): the client cancels the tasks, which stop at a frame boundary, instead of the
+    workers dying mid-write with tracebacks. (Not applied to a cluster we did not start.)"""
+
+    def setup(self, worker: Any) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _drain(events: queue.Queue, progress: "ProgressCallback", wait: float) -> None:
