@@ -75,16 +75,17 @@ def _run(config_path: Path, overrides: dict[str, Any], overwrite: bool, workers:
     from .lease import acquire_lease
     from .runner import plan_run, prepare_output
 
-    # Order: validate; connect the executor (a scheduler that is down is reported before
-    # anything is written); take the output's lease (a second run on it is refused); write.
+    # Order: take the output's lease first (a second run on it is refused before the slow
+    # checks); validate; connect the executor; then write. On any error the lease is
+    # released and a folder it created is removed: nothing is left behind.
     session = ExitStack()
     try:
         config = load_config(config_path, overrides)
         if workers is not None:
             config = config.model_copy(update={"execution": config.execution.model_copy(update={"workers": workers})})
+        session.enter_context(acquire_lease(config.output))
         plan = plan_run(config)
         executor = session.enter_context(open_executor(plan))
-        session.enter_context(acquire_lease(plan.config.output))
         prepare_output(plan, overwrite)
     except PyamaError as exc:
         session.close()

@@ -274,11 +274,12 @@ def _result(future: Any, fov: int) -> FovOutcome:
 def run_config(config: RunConfig, *, overwrite: bool = False, progress: ProgressCallback | None = None,
                registry: Registry | None = None) -> RunSummary:
     """Validate, prepare the output and process every FOV (the API behind ``pyama run``)."""
-    plan = plan_run(config, registry)
     from .executors import open_executor
 
-    # The executor connects first (a scheduler that is down is reported before anything is
-    # written); the lease keeps a second run off this output until this one ends.
-    with open_executor(plan) as executor, acquire_lease(plan.config.output):
-        prepare_output(plan, overwrite)
-        return executor.run(plan, progress)
+    # The lease keeps a second run off this output until this one ends (taken before the
+    # slow checks so that a second run is refused at once; nothing is written on error).
+    with acquire_lease(config.output):
+        plan = plan_run(config, registry)
+        with open_executor(plan) as executor:
+            prepare_output(plan, overwrite)
+            return executor.run(plan, progress)
