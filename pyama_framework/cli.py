@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import PyamaError
-from .location import is_url, output_root
+from .location import check_output, is_url, output_root
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="pyama: per-cell traces from time-lapse microscopy, with pluggable algorithms.")
@@ -76,16 +76,18 @@ def _run(config_path: Path, overrides: dict[str, Any], overwrite: bool, workers:
     from .lease import acquire_lease
     from .runner import plan_run, prepare_output
 
-    # Order: validate; connect the executor (a scheduler that is down is reported before
-    # anything is written); take the output's lease (a second run on it is refused); write.
+    # Order: take the output's lease first (a second run on it is refused before the slow
+    # checks); validate; connect the executor; then write. On any error the lease is
+    # released and a folder it created is removed: nothing is left behind.
     session = ExitStack()
     try:
         config = load_config(config_path, overrides)
         if workers is not None:
             config = config.model_copy(update={"execution": config.execution.model_copy(update={"workers": workers})})
+        check_output(config.output, config.storage_options)  # missing bucket, refused credentials: before any write
+        session.enter_context(acquire_lease(config.output, config.storage_options))
         plan = plan_run(config)
         executor = session.enter_context(open_executor(plan))
-        session.enter_context(acquire_lease(plan.config.output, plan.config.storage_options))
         prepare_output(plan, overwrite)
     except PyamaError as exc:
         session.close()

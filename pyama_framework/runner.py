@@ -113,7 +113,6 @@ def plan_run(config: RunConfig, registry: Registry | None = None) -> Plan:
     params = registration.validate_params(config.reader_params)
     reader = Selected(registration, params, provided.distribution, provided.version)
     fovs = _check_against_file(config, metadata, Path(config.input))
-    check_output(config.output, config.storage_options)  # a missing bucket, refused credentials: before any write
     filled = filled_config(resolved, reader)
     resolved = ResolvedConfig(filled, resolved.reader_params, resolved.segmenter, resolved.tracker,
                               resolved.background, resolved.features)
@@ -157,7 +156,7 @@ def _init_worker(cancel_event: Any, progress_queue: Any, native_threads: int = 0
     # Workers ignore Ctrl-C: the parent sets the shared event and each worker stops cleanly
     # at the next frame boundary instead of dying mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if native_threads:  # workers x BLAS/OpenMP threads must not oversubscribe the cores
+    if native_threads:  # BLAS/OpenMP threads spinning on shared cores: see executors/native_threads.py
         from .executors.native_threads import limit_native_threads
 
         limit_native_threads(native_threads)
@@ -203,14 +202,18 @@ def execute(plan: Plan, progress: ProgressCallback | None = None, workers: int |
     summary = RunSummary()
     progress = progress or (lambda *a: None)
     if workers == 1:
+        from .executors.native_threads import limited_native_threads, native_threads_per_task
+
         cancel = {"set": False}
         try:
-            for fov in plan.fovs:
-                outcome = execute_fov(plan, fov, lambda s, d, t, f=fov: progress(f, s, d, t), lambda: cancel["set"])
-                summary.outcomes.append(outcome)
-                if outcome.status == "cancelled":
-                    summary.interrupted = True
-                    break
+            with limited_native_threads(native_threads_per_task()):
+                for fov in plan.fovs:
+                    outcome = execute_fov(plan, fov, lambda s, d, t, f=fov: progress(f, s, d, t),
+                                          lambda: cancel["set"])
+                    summary.outcomes.append(outcome)
+                    if outcome.status == "cancelled":
+                        summary.interrupted = True
+                        break
         except KeyboardInterrupt:
             summary.interrupted = True
         return summary
@@ -218,10 +221,10 @@ def execute(plan: Plan, progress: ProgressCallback | None = None, workers: int |
     ctx = mp.get_context("spawn")
     cancel_event, queue = ctx.Event(), ctx.Queue()
     config_data = plan.config.model_dump(mode="json")
-    from .executors.native_threads import threads_per_task
+    from .executors.native_threads import native_threads_per_task
 
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(cancel_event, queue, threads_per_task(workers)))
+                               initargs=(cancel_event, queue, native_threads_per_task()))
     futures = {pool.submit(_process_fov, config_data, fov): fov for fov in plan.fovs}
     pending = set(futures)
     try:
@@ -271,11 +274,13 @@ def _result(future: Any, fov: int) -> FovOutcome:
 def run_config(config: RunConfig, *, overwrite: bool = False, progress: ProgressCallback | None = None,
                registry: Registry | None = None) -> RunSummary:
     """Validate, prepare the output and process every FOV (the API behind ``pyama run``)."""
-    plan = plan_run(config, registry)
     from .executors import open_executor
 
-    # The executor connects first (a scheduler that is down is reported before anything is
-    # written); the lease keeps a second run off this output until this one ends.
-    with open_executor(plan) as executor, acquire_lease(plan.config.output, plan.config.storage_options):
-        prepare_output(plan, overwrite)
-        return executor.run(plan, progress)
+    # The lease keeps a second run off this output until this one ends (taken before the
+    # slow checks so that a second run is refused at once; nothing is written on error).
+    check_output(config.output, config.storage_options)  # missing bucket, refused credentials: before any write
+    with acquire_lease(config.output, config.storage_options):
+        plan = plan_run(config, registry)
+        with open_executor(plan) as executor:
+            prepare_output(plan, overwrite)
+            return executor.run(plan, progress)

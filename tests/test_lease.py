@@ -136,3 +136,69 @@ def test_object_lease_on_a_memory_url():
             acquire_lease(url, heartbeat_s=0.2, stale_s=1.0, settle_s=0.01)
     with acquire_lease(url, heartbeat_s=0.2, stale_s=1.0, settle_s=0.01):
         pass
+
+
+# ------------------------------------------------------------- through pyama run
+def _movie(folder: Path, n_fovs: int = 2, n_frames: int = 20) -> Path:
+    from pyama_framework.testing.synthetic import write_ome_tiff
+
+    from conftest import small_scene
+
+    return write_ome_tiff(folder / "movie.ome.tif", [small_scene(f, n_frames=n_frames) for f in range(n_fovs)])
+
+
+def _traces(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.glob("fov_*/*_traces.csv"))}
+
+
+def test_second_run_started_4_s_later_is_refused_and_the_first_completes(tmp_path):
+    """The issue's scenario: two `pyama run` on one output, 4 s apart."""
+    from conftest import pyama, write_config
+
+    movie = _movie(tmp_path)
+    (tmp_path / "ref").mkdir()
+    assert pyama("run", str(write_config(tmp_path / "ref", movie))).returncode == 0
+    config = write_config(tmp_path, movie)
+    first = subprocess.Popen([sys.executable, "-m", "pyama_framework", "run", str(config)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    out = tmp_path / "out"
+    saved = out / "processing_config.yaml"
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(out.glob("fov_*/.pyama/copy.json")):
+        time.sleep(0.05)  # (a loaded machine may take longer than 4 s to start)
+    assert first.poll() is None, "the first run should still be running"
+    config_written, records = saved.stat().st_mtime_ns, sorted(out.glob("fov_*/.pyama/*.json"))
+    second = pyama("run", str(config))
+    assert second.returncode == 2
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1, second.stderr
+    assert f"output {out} is in use by pyama run on host {socket.gethostname()} (pid {first.pid}, started " in lines[0]
+    # the refused run neither rewrote the config nor cleared the first run's stage records
+    assert saved.stat().st_mtime_ns == config_written
+    assert all(r.exists() for r in records) and records
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    assert _traces(out) == _traces(tmp_path / "ref" / "out") and len(_traces(out)) == 2
+    assert not (out / LOCK_FILENAME).exists()
+
+
+def test_run_killed_with_sigkill_leaves_a_lease_that_the_next_run_takes_over(tmp_path):
+    from conftest import pyama, write_config
+
+    movie = _movie(tmp_path, n_fovs=1)
+    config = write_config(tmp_path, movie)
+    run = subprocess.Popen([sys.executable, "-m", "pyama_framework", "run", str(config)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = tmp_path / "out" / "fov_000" / ".pyama"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (records / "segment.json").exists():
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    lock = tmp_path / "out" / LOCK_FILENAME
+    assert json.loads(lock.read_text())["pid"] == run.pid  # left behind by the killed run
+    resumed = pyama("run", str(config))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "fov 000: segment already complete" in resumed.stderr
+    assert not lock.exists()

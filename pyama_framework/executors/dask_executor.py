@@ -24,12 +24,12 @@ import distributed
 
 from ..errors import ExecutorError
 from ..pipeline import FovOutcome
-from .native_threads import limit_native_threads, thread_env, threads_per_task
+from .native_threads import limit_native_threads, native_threads_per_task, thread_env
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..runner import Plan, ProgressCallback, RunSummary
 
-CONNECT_TIMEOUT_S = 8  # an unreachable scheduler is reported within this
+CONNECT_TIMEOUT_S = 5  # an unreachable scheduler is reported within this (+ start-up), well under 10 s
 PROGRESS_INTERVAL_S = 0.25
 CANCEL_CHECK_INTERVAL_S = 0.5
 CANCEL_GRACE_S = 60  # after Ctrl-C, how long running FOVs get to stop at a frame boundary
@@ -53,12 +53,14 @@ class DaskExecutor:
         else:
             workers = max(1, min(execution.workers, len(plan.fovs)))
             threads = execution.threads_per_worker
-            # Each worker process gets its share of the cores for BLAS/OpenMP/blosc, set in its
-            # environment before it imports anything.
+            # Parallelism comes from tasks: one native thread per task (see native_threads.py),
+            # set before a worker process imports anything (dask's nanny sets OMP/MKL/OPENBLAS
+            # to 1 by default; this also covers blosc, numexpr and PYAMA_NATIVE_THREADS).
             self.cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0",
-                silence_logs=logging.ERROR, env=thread_env(threads_per_task(workers * threads)))
+                silence_logs=logging.ERROR, env=thread_env(native_threads_per_task()))
             self.client = distributed.Client(self.cluster, set_as_default=False)
+            self.client.register_plugin(_IgnoreCtrlC(), name="pyama-ignore-ctrl-c")
             where = f"dask local cluster, {workers} worker(s) x {threads} thread(s)"
         self.description = f"{where}; dashboard {self.client.dashboard_link}"
 
@@ -118,6 +120,19 @@ class DaskExecutor:
         self.close()
 
 
+class _IgnoreCtrlC(distributed.WorkerPlugin):
+    """Our local cluster's worker processes ignore Ctrl-C (the terminal sends it to all of
+    them): the client cancels the tasks, which stop at a frame boundary, instead of the
+    workers dying mid-write with tracebacks. (Not applied to a cluster we did not start.)"""
+
+    def setup(self, worker: Any) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _drain(events: queue.Queue, progress: "ProgressCallback", wait: float) -> None:
     try:
         item = events.get(timeout=wait) if wait else events.get_nowait()
@@ -145,9 +160,9 @@ def _fov_task(config_data: dict[str, Any], fov: int, topic: str, cancel_name: st
     from ..runner import execute_fov, plan_run
 
     worker = distributed.get_worker()
-    # A worker not started by our LocalCluster (dask worker, dask-jobqueue) may still have
-    # full-size native pools; this task is one of the worker's `nthreads` concurrent tasks.
-    limit_native_threads(threads_per_task(worker.state.nthreads))
+    # A worker started without a nanny (or by other tools) may still have a native thread
+    # per core; with several such workers per node that oversubscribes the node.
+    limit_native_threads(native_threads_per_task())
     cancel = distributed.Event(cancel_name)
     checked = {"at": 0.0, "set": False}
 
