@@ -276,3 +276,18 @@ def test_output_urls_and_redaction_without_a_server(tmp_path):
     local = RunConfig.model_validate({**base, "output": str(tmp_path / "out")})
     assert isinstance(local.output, Path)
     assert results_fingerprint(local) == results_fingerprint(remote)
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_writes_to_s3_identical_to_local_disk(tmp_path, s3, movie, local_run):
+    """Dask workers (separate processes of a LocalCluster) reach the server through
+    storage_options and the environment they inherit; the client holds the lease."""
+    pytest.importorskip("distributed")
+    fs = s3.filesystem()
+    bucket = _bucket(s3)
+    config = _s3_config(tmp_path, movie, f"s3://{bucket}/dask", s3.endpoint,
+                        execution={"executor": "dask", "workers": 2})
+    result = pyama("run", str(config), env=_run_env())
+    assert result.returncode == 0, result.stderr
+    _assert_same_results(fs, f"{bucket}/dask", local_run)
+    assert not fs.exists(f"{bucket}/dask/.pyama-lease.json")
