@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import PyamaError
+from .location import check_output, is_url, output_root
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="pyama: per-cell traces from time-lapse microscopy, with pluggable algorithms.")
@@ -68,32 +69,51 @@ def _progress_printer():
 
 
 def _run(config_path: Path, overrides: dict[str, Any], overwrite: bool, workers: Optional[int]) -> None:
-    from .config import load_config
-    from .runner import execute, plan_run, prepare_output
+    from contextlib import ExitStack
 
+    from .config import load_config
+    from .executors import open_executor
+    from .lease import acquire_lease
+    from .runner import plan_run, prepare_output
+
+    # Order: take the output's lease first (a second run on it is refused before the slow
+    # checks); validate; connect the executor; then write. On any error the lease is
+    # released and a folder it created is removed: nothing is left behind.
+    session = ExitStack()
     try:
         config = load_config(config_path, overrides)
         if workers is not None:
             config = config.model_copy(update={"execution": config.execution.model_copy(update={"workers": workers})})
+        check_output(config.output, config.storage_options)  # missing bucket, refused credentials: before any write
+        session.enter_context(acquire_lease(config.output, config.storage_options))
         plan = plan_run(config)
+        executor = session.enter_context(open_executor(plan))
         prepare_output(plan, overwrite)
     except PyamaError as exc:
+        session.close()
         _fail(str(exc))
         return
+    with session:
+        _execute_and_report(plan, executor)
+
+
+def _execute_and_report(plan: Any, executor: Any) -> None:
     err.print(f"{plan.config.input.name}: {len(plan.fovs)} FOV(s), {plan.metadata.n_frames} frames, "
               f"reader '{plan.reader.registration.name}' -> {plan.config.output}", highlight=False)
+    if executor.name != "local":
+        err.print(f"executor: {executor.description}", highlight=False, soft_wrap=True)
     display, update = _progress_printer()
     if display is not None:
         with display:
-            summary = execute(plan, update)
+            summary = executor.run(plan, update)
     else:
-        summary = execute(plan, update)
+        summary = executor.run(plan, update)
     for outcome in summary.outcomes:
         for warning in outcome.warnings:
             err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     done = [o for o in summary.outcomes if o.status == "done"]
     for outcome in summary.failed:
-        log = plan.config.output / f"fov_{outcome.fov:03d}" / "error.log"
+        log = output_root(plan.config.output) / f"fov_{outcome.fov:03d}" / "error.log"
         err.print(f"[bold red]FOV {outcome.fov} failed:[/] {escape(outcome.error)} (details in {escape(str(log))})",
                   highlight=False, soft_wrap=True)
     if summary.interrupted:
@@ -108,14 +128,14 @@ def _run(config_path: Path, overrides: dict[str, Any], overwrite: bool, workers:
 def run(
     config: Path = typer.Argument(..., help="Run config (YAML)"),
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="Override 'input'"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Override 'output'"),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Override 'output' (a folder or an fsspec URL)"),
     fovs: Optional[str] = typer.Option(None, "--fovs", help="Override 'fovs', e.g. '0-5, 7'"),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Override execution.workers"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace results of a different config in OUTPUT"),
 ) -> None:
     """Run the pipeline described by CONFIG (resumes an interrupted run)."""
     overrides = {"input": str(input.resolve()) if input else None,
-                 "output": str(output.resolve()) if output else None, "fovs": fovs}
+                 "output": (output if is_url(output) else str(Path(output.removeprefix("file://")).resolve())) if output else None, "fovs": fovs}
     _run(config, overrides, overwrite, workers)
 
 

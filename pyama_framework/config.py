@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError, PyamaError
+from .location import parse_output, redacted
 from .registry import Registry
 from .types import FeatureRegistration, PluginParams, Registration
 
@@ -75,8 +76,11 @@ class StorageConfig(_Section):
 
 
 class ExecutionConfig(_Section):
-    executor: Literal["local"] = Field("local", description="Where FOVs run: 'local' worker processes")
+    executor: Literal["local", "dask"] = Field(
+        "local", description="Where FOVs run: 'local' worker processes, or 'dask' (dask.distributed: a local or remote cluster)")
     workers: int = Field(2, ge=1, le=256, description="FOVs processed in parallel")
+    address: str | None = Field(None, description="dask only: scheduler address (tcp://host:8786); null starts a local cluster")
+    threads_per_worker: int = Field(1, ge=1, le=64, description="dask only: tasks per worker process (a local cluster's)")
 
 
 class ZConfig(_Section):
@@ -117,7 +121,10 @@ class RunConfig(_Section):
     """A whole run. Relative paths are resolved against the config file's folder."""
 
     input: Path = Field(description="Microscopy file (ND2, CZI, OME-TIFF, TIFF, ...)")
-    output: Path = Field(description="Output folder")
+    output: Path | str = Field(description="Output folder, or an fsspec URL (s3://bucket/prefix, gs://..., file://...)")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec options for a URL output (e.g. endpoint_url); credentials come "
+                                          "from the environment and are never written to processing_config.yaml")
     reader: str = Field("auto", description="Reader name, or 'auto' to choose by suffix and content")
     reader_params: dict[str, Any] = Field(default_factory=dict, description="Parameters of the reader")
     pipeline: str = Field("timelapse", description="Registered pipeline: 'timelapse' (cell traces) or 'lightsheet' (volumes)")
@@ -135,6 +142,11 @@ class RunConfig(_Section):
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     copy_only: bool = Field(False, description="Only copy frames to zarr; skip all processing")
     provenance: dict[str, Any] | None = Field(None, description="Written by pyama: plugin distributions and versions used")
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _parse_output(cls, value: Any) -> Any:
+        return parse_output(value)  # a URL stays a string, anything else becomes a Path
 
     @field_validator("fovs")
     @classmethod
@@ -185,7 +197,8 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> RunConfi
     base = path.resolve().parent
     return config.model_copy(update={
         "input": (base / config.input).resolve() if not config.input.is_absolute() else config.input,
-        "output": (base / config.output).resolve() if not config.output.is_absolute() else config.output,
+        "output": (base / config.output).resolve() if isinstance(config.output, Path) and not config.output.is_absolute()
+        else config.output,
     })
 
 
@@ -313,12 +326,13 @@ def filled_config(resolved: ResolvedConfig, reader: Selected) -> RunConfig:
 
 def config_to_yaml(config: RunConfig) -> str:
     data = config.model_dump(mode="json")
+    data["storage_options"] = redacted(data.get("storage_options", {}))  # credentials never reach the output
     return yaml.safe_dump(data, sort_keys=False)
 
 
 def results_fingerprint(config: RunConfig) -> dict[str, Any]:
     """The parts of a config that change results (not where or how fast they are made)."""
-    data = config.model_dump(mode="json", exclude={"output", "fovs", "execution", "provenance"})
+    data = config.model_dump(mode="json", exclude={"output", "storage_options", "fovs", "execution", "provenance"})
     return data
 
 

@@ -20,6 +20,7 @@ from .config import ResolvedConfig, fingerprint_hash
 from .readers import ImageMetadata, Reader
 from .stages.context import Cancelled, FovContext, StageError
 from .store import FovStore
+from .location import output_root
 
 
 def _release_memory() -> None:
@@ -66,7 +67,7 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
             report: Callable[[str, int, int], None] = lambda *a: None,
             cancelled: Callable[[], bool] = lambda: False) -> FovOutcome:
     """Run (or resume) every applicable stage of one FOV; never raises for stage failures."""
-    store = FovStore(resolved.config.output, fov, resolved.config.storage)
+    store = FovStore(output_root(resolved.config.output, resolved.config.storage_options), fov, resolved.config.storage)
     ctx = FovContext(fov, store, resolved, reader, metadata, basename, report, cancelled)
     outcome = FovOutcome(fov, "done")
     fingerprints: dict[str, str] = {}

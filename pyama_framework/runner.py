@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from queue import Empty
-import shutil
 import signal
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -40,7 +39,9 @@ from .errors import ConfigError, OutputError
 from .pipeline import FovOutcome, run_fov
 from .readers import ImageMetadata, ReaderError, open_reader, select_reader
 from .registry import Registry, get_registry
+from .lease import LEASE_FILENAMES, acquire_lease
 from .store import CONFIG_FILENAME, atomic_write_text, fov_dirname
+from .location import check_output, ensure_dir, output_root, remove_tree
 
 ProgressCallback = Callable[[int, str, int, int], None]
 
@@ -123,11 +124,11 @@ def plan_run(config: RunConfig, registry: Registry | None = None) -> Plan:
 
 def prepare_output(plan: Plan, overwrite: bool = False) -> None:
     """Refuse an output folder made by an incompatible config, unless ``overwrite``."""
-    output = Path(plan.config.output)
+    output = output_root(plan.config.output, plan.config.storage_options)  # a Path, or a UPath for a URL
     if output.exists() and not output.is_dir():
         raise OutputError(f"output {output} is a file; choose a folder")
     config_file = output / CONFIG_FILENAME
-    if output.is_dir() and any(output.iterdir()):
+    if output.is_dir() and any(p.name not in LEASE_FILENAMES for p in output.iterdir()):
         if not config_file.exists():
             if not overwrite:
                 raise OutputError(f"output {output} is not empty and was not made by pyama; choose an empty or new folder")
@@ -143,9 +144,9 @@ def prepare_output(plan: Plan, overwrite: bool = False) -> None:
                 )
             for child in output.iterdir():
                 if child.is_dir() and child.name.startswith("fov_"):
-                    shutil.rmtree(child)
+                    remove_tree(child)
             config_file.unlink()
-    output.mkdir(parents=True, exist_ok=True)
+    ensure_dir(output)
     atomic_write_text(config_file, config_to_yaml(plan.config))
 
 
@@ -154,10 +155,14 @@ _cancel_event: Any = None
 _progress_queue: Any = None
 
 
-def _init_worker(cancel_event: Any, progress_queue: Any) -> None:
+def _init_worker(cancel_event: Any, progress_queue: Any, native_threads: int = 0) -> None:
     # Workers ignore Ctrl-C: the parent sets the shared event and each worker stops cleanly
     # at the next frame boundary instead of dying mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if native_threads:  # BLAS/OpenMP threads spinning on shared cores: see executors/native_threads.py
+        from .executors.native_threads import limit_native_threads
+
+        limit_native_threads(native_threads)
     global _cancel_event, _progress_queue
     _cancel_event, _progress_queue = cancel_event, progress_queue
 
@@ -191,18 +196,27 @@ def execute_fov(plan: Plan, fov: int, report: Callable[[str, int, int], None],
 
 def execute(plan: Plan, progress: ProgressCallback | None = None, workers: int | None = None) -> RunSummary:
     """Process every planned FOV; returns the per-FOV outcomes."""
+    if plan.config.execution.executor != "local":
+        from .executors import open_executor
+
+        with open_executor(plan) as executor:
+            return executor.run(plan, progress)
     workers = min(workers or plan.config.execution.workers, len(plan.fovs)) or 1
     summary = RunSummary()
     progress = progress or (lambda *a: None)
     if workers == 1:
+        from .executors.native_threads import limited_native_threads, native_threads_per_task
+
         cancel = {"set": False}
         try:
-            for fov in plan.fovs:
-                outcome = execute_fov(plan, fov, lambda s, d, t, f=fov: progress(f, s, d, t), lambda: cancel["set"])
-                summary.outcomes.append(outcome)
-                if outcome.status == "cancelled":
-                    summary.interrupted = True
-                    break
+            with limited_native_threads(native_threads_per_task()):
+                for fov in plan.fovs:
+                    outcome = execute_fov(plan, fov, lambda s, d, t, f=fov: progress(f, s, d, t),
+                                          lambda: cancel["set"])
+                    summary.outcomes.append(outcome)
+                    if outcome.status == "cancelled":
+                        summary.interrupted = True
+                        break
         except KeyboardInterrupt:
             summary.interrupted = True
         return summary
@@ -210,8 +224,10 @@ def execute(plan: Plan, progress: ProgressCallback | None = None, workers: int |
     ctx = mp.get_context("spawn")
     cancel_event, queue = ctx.Event(), ctx.Queue()
     config_data = plan.config.model_dump(mode="json")
+    from .executors.native_threads import native_threads_per_task
+
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(cancel_event, queue))
+                               initargs=(cancel_event, queue, native_threads_per_task()))
     futures = {pool.submit(_process_fov, config_data, fov): fov for fov in plan.fovs}
     pending = set(futures)
     try:
@@ -261,6 +277,13 @@ def _result(future: Any, fov: int) -> FovOutcome:
 def run_config(config: RunConfig, *, overwrite: bool = False, progress: ProgressCallback | None = None,
                registry: Registry | None = None) -> RunSummary:
     """Validate, prepare the output and process every FOV (the API behind ``pyama run``)."""
-    plan = plan_run(config, registry)
-    prepare_output(plan, overwrite)
-    return execute(plan, progress)
+    from .executors import open_executor
+
+    # The lease keeps a second run off this output until this one ends (taken before the
+    # slow checks so that a second run is refused at once; nothing is written on error).
+    check_output(config.output, config.storage_options)  # missing bucket, refused credentials: before any write
+    with acquire_lease(config.output, config.storage_options):
+        plan = plan_run(config, registry)
+        with open_executor(plan) as executor:
+            prepare_output(plan, overwrite)
+            return executor.run(plan, progress)

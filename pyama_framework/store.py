@@ -12,15 +12,14 @@ Layout (spec "Output Structure")::
 
 A stage is complete only when its record exists and carries the fingerprint of the inputs
 and parameters it was run with. Records are written last and atomically (write to a
-temporary file, then ``os.replace``), so a run killed mid-stage leaves no record and the
-stage is redone from scratch on resume. Plugins never see this module.
+temporary file, then ``os.replace``; on an object store, one PUT of its own), so a run
+killed mid-stage leaves no record and the stage is redone from scratch on resume. Plugins never see this module.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import zarr
 from zarr.codecs import BloscCodec, GzipCodec
 
 from .config import StorageConfig
+from .location import ensure_dir, is_remote, output_root, remove_tree, zarr_store
 
 CONFIG_FILENAME = "processing_config.yaml"
 RECORDS_DIR = ".pyama"
@@ -59,6 +59,9 @@ def compressors(storage: StorageConfig) -> tuple[Any, ...]:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
+    if is_remote(path):  # an object store has no rename, but one PUT is atomic per object
+        path.write_text(text)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -77,10 +80,10 @@ class FovStore:
 
     def __init__(self, output: Path, fov: int, storage: StorageConfig):
         self.fov = fov
-        self.root = Path(output) / fov_dirname(fov)
+        self.root = output_root(output) / fov_dirname(fov)  # a Path, or a UPath for an object store
         self.storage = storage
         self._compressors = compressors(storage)
-        self.root.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.root)
 
     # ------------------------------------------------------------------ arrays
     @property
@@ -92,7 +95,7 @@ class FovStore:
         return self.root / "cells.zarr"
 
     def images(self, mode: str = "a") -> zarr.Group:
-        return zarr.open_group(self.images_path, mode=mode)
+        return zarr.open_group(zarr_store(self.images_path), mode=mode)
 
     def create_stack(self, name: str, shape: tuple[int, int, int], dtype: Any,
                      level: int = 0, chunks: tuple[int, ...] | None = None) -> zarr.Array:
@@ -105,7 +108,7 @@ class FovStore:
         )
 
     def stack(self, name: str, level: int = 0) -> zarr.Array:
-        return zarr.open_array(self.images_path / name / str(level), mode="r")
+        return zarr.open_array(zarr_store(self.images_path / name / str(level), read_only=True), mode="r")
 
     def has_stack(self, name: str, level: int = 0) -> bool:
         return (self.images_path / name / str(level) / "zarr.json").is_file()
@@ -116,11 +119,7 @@ class FovStore:
         return sorted(p.name for p in self.images_path.iterdir() if (p / "0" / "zarr.json").is_file())
 
     def remove(self, relative: str) -> None:
-        target = self.root / relative
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+        remove_tree(self.root / relative)
 
     # ----------------------------------------------------------------- records
     def _record_path(self, stage: str) -> Path:

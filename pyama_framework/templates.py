@@ -4,7 +4,7 @@ CONFIG_TEMPLATE = """\
 # pyama run config. Relative paths are relative to this file's folder.
 # Validate with: pyama config validate THIS_FILE      Run with: pyama run THIS_FILE
 input: data/experiment.nd2          # ND2, CZI, OME-TIFF, TIFF (see: pyama plugins list)
-output: out/
+output: out/                         # or s3://bucket/prefix (then storage_options: {endpoint_url: ...}): docs/outputs.md
 reader: auto                        # or a reader name; 'pyama plugins doctor FILE' explains the choice
 reader_params: {}
 pipeline: timelapse                 # or lightsheet (volumes: see docs/lightsheet.md); pyama plugins list
@@ -27,6 +27,6 @@ extraction:
 cropping: {enabled: true, padding: 5}
 caching: {enabled: true}
 storage: {codec: lz4, level: 5}             # or zstd (smaller, slower), gzip, none
-execution: {executor: local, workers: 2}
+execution: {executor: local, workers: 2}   # or {executor: dask, address: null, workers: 4}: docs/cluster.md
 copy_only: false
 """

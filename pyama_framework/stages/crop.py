@@ -28,8 +28,9 @@ import zarr
 from zarr.core.array import ArrayV3Metadata
 from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.core.sync import sync
-from zarr.storage import LocalStore, MemoryStore
+from zarr.storage import MemoryStore
 
+from ..location import scratch_file, zarr_store
 from ..store import RECORDS_DIR, compressors, write_small_array
 from .context import FovContext, background_name, raw_name
 from .extract import traces_path
@@ -40,7 +41,8 @@ WRITE_BATCH_BYTES = 32 * 2**20  # crops held in memory at once while writing to 
 
 
 def _cell_table(ctx: FovContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    table = pd.read_csv(traces_path(ctx), usecols=["cell", "frame", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1"])
+    with traces_path(ctx).open("rb") as handle:  # a local file or an object-store object
+        table = pd.read_csv(handle, usecols=["cell", "frame", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1"])
     cell_ids = np.unique(table["cell"].to_numpy()).astype(np.int32)
     n, t = len(cell_ids), ctx.n_frames
     bboxes = np.full((n, t, 4), -1, dtype=np.int32)
@@ -83,7 +85,7 @@ def _write_all(writes: list[tuple[zarr.Array, np.ndarray]]) -> None:
 def run(ctx: FovContext) -> dict:
     cell_ids, bboxes, valid = _cell_table(ctx)
     windows = _windows(bboxes, valid, ctx.config.cropping.padding, ctx.frame_shape)
-    root = zarr.open_group(ctx.store.cells_path, mode="w")
+    root = zarr.open_group(zarr_store(ctx.store.cells_path), mode="w")
     meta = root.create_group("metadata")
     write_small_array(meta, "cell_ids", cell_ids)
     write_small_array(meta, "bboxes", bboxes)
@@ -101,8 +103,7 @@ def run(ctx: FovContext) -> dict:
     channels += [(c.channel, True) for c in ctx.config.channels.fl]
     codecs = compressors(ctx.config.storage)
     full_template, small_template = _template("float32", codecs), _template("uint8", codecs)
-    scratch_path = ctx.store.root / RECORDS_DIR / "crops.scratch"
-    scratch_path.parent.mkdir(parents=True, exist_ok=True)
+    scratch_path = scratch_file(ctx.store.root / RECORDS_DIR, "crops.scratch")  # always on a local disk
     done, total = 0, len(channels) * n_frames
 
     fd = os.open(scratch_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -132,7 +133,7 @@ def run(ctx: FovContext) -> dict:
                 nodes[f"{name}/{cell}/0"] = _like(full_template, (n_frames, h, w), (n_frames, h, w))
                 nodes[f"{name}/{cell}/1"] = _like(small_template, (n_frames, hs, ws), (n_frames, hs, ws))
             with zarr.config.set({"array.write_empty_chunks": True}):
-                created = dict(zarr.create_hierarchy(store=LocalStore(ctx.store.cells_path), nodes=nodes))
+                created = dict(zarr.create_hierarchy(store=zarr_store(ctx.store.cells_path), nodes=nodes))
                 writes, held = [], 0
                 for i, cell in enumerate(cell_ids):
                     shape = (n_frames, int(heights[i]), int(widths[i]))

@@ -270,7 +270,8 @@ def measure(ctx: FovContext) -> pd.DataFrame:
 
 def parents(ctx: FovContext) -> dict[int, int]:
     """Cell -> mother cell, from the lineage the track stage wrote."""
-    lineage = pd.read_csv(tracks_path(ctx))
+    with tracks_path(ctx).open("rb") as handle:  # a local file or an object-store object
+        lineage = pd.read_csv(handle)
     return dict(zip(lineage["cell"].astype(int), lineage["parent"].astype(int)))
 
 
