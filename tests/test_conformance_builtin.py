@@ -42,6 +42,7 @@ def test_fixture_movie_has_ground_truth(pyama_movie):
     assert (n_fovs, n_frames, height, width) == (2, 6, 128, 128)
     assert pyama_movie.phase.dtype == np.uint16 and pyama_movie.labels.dtype == np.uint16
     assert pyama_movie.background.dtype == np.float32
+    assert not pyama_movie.phase.flags.writeable  # one movie serves every test of a session
     ids = set(np.unique(pyama_movie.labels[0, 0])) - {0}
     assert len(ids) >= 4 and ids & set(np.unique(pyama_movie.labels[0, -1]))  # cells persist: track IDs
 

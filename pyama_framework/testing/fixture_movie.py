@@ -7,8 +7,10 @@ conformance suites (:mod:`pyama_framework.testing.conformance`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -46,11 +48,42 @@ class FixtureMovie:
     def shape(self) -> tuple[int, int, int, int]:
         return self.phase.shape
 
+    def fovs(self) -> list["_FovView"]:
+        """One scene-like view per FOV (``n_frames``, ``frame(t)``...) over the stored pixels,
+        for writers that take scenes (no re-rendering)."""
+        return [_FovView(self, fov) for fov in range(self.shape[0])]
+
     def stack(self) -> np.ndarray:
         """All pixels as ``(F, T, C, H, W)`` uint16, channels ``[phase, fluorescence]``."""
         return np.stack([self.phase, self.fluorescence], axis=2)
 
 
+@dataclass(frozen=True)
+class _FovView:
+    """One FOV of a :class:`FixtureMovie` with the scene interface of ``write_ome_tiff``."""
+
+    movie: FixtureMovie
+    fov: int
+    n_fluorescence: int = 1
+
+    @property
+    def n_frames(self) -> int:
+        return self.movie.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.movie.shape[2]
+
+    @property
+    def width(self) -> int:
+        return self.movie.shape[3]
+
+    def frame(self, t: int) -> SimpleNamespace:
+        return SimpleNamespace(phase=self.movie.phase[self.fov, t],
+                               fluorescence=(self.movie.fluorescence[self.fov, t],))
+
+
+@functools.lru_cache(maxsize=4)  # rendered once per process; the arrays are read-only
 def fixture_movie(n_fovs: int = 2, n_frames: int = 6, size: int = 128, n_cells: int = 8,
                   seed: int = 50) -> FixtureMovie:
     """Render the fixture movie.
@@ -69,6 +102,7 @@ def fixture_movie(n_fovs: int = 2, n_frames: int = 6, size: int = 128, n_cells: 
     Returns
     -------
     FixtureMovie
+        With read-only arrays (one movie is shared by every test of a process).
     """
     scenes = tuple(SyntheticScene(height=size, width=size, n_frames=n_frames, n_cells=n_cells,
                                   n_fluorescence=1, seed=seed + fov) for fov in range(n_fovs))
@@ -81,6 +115,8 @@ def fixture_movie(n_fovs: int = 2, n_frames: int = 6, size: int = 128, n_cells: 
             fluorescence[fov, frame.t] = frame.fluorescence[0]
             labels[fov, frame.t] = frame.labels
             background[fov, frame.t] = frame.background[0]
+    for array in (phase, fluorescence, labels, background):
+        array.setflags(write=False)
     return FixtureMovie(scenes, phase, fluorescence, labels, background)
 
 
@@ -104,7 +140,7 @@ def write_movie(movie: FixtureMovie, path: str | Path, file_format: str = "ome-t
     if file_format == "ome-tiff":
         from .ome_tiff import write_ome_tiff
 
-        return write_ome_tiff(path, movie.scenes, channel_names=CHANNEL_NAMES, pixel_size_um=PIXEL_SIZE_UM,
+        return write_ome_tiff(path, movie.fovs(), channel_names=CHANNEL_NAMES, pixel_size_um=PIXEL_SIZE_UM,
                               frame_interval_s=FRAME_INTERVAL_S)
     if file_format == "nd2":
         from .nd2_writer import write_nd2

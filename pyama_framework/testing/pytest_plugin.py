@@ -27,7 +27,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def pyama_movie():
-    """The fixture movie (seeded; the same pixels and ground truth every session)."""
+    """The fixture movie (seeded; the same pixels and ground truth every session; read-only)."""
     from pyama_framework.testing.fixture_movie import fixture_movie
 
     return fixture_movie()

@@ -3,8 +3,12 @@ the fixture inputs, and small array comparisons."""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,9 +118,18 @@ def check_same(registration: Registration, what: str, first: Any, second: Any) -
                            f"({differ} values differ); seed randomness from the params, keep no state between calls")
 
 
-@functools.lru_cache(maxsize=1)
 def conformance_movie():
-    """The fixture movie the suites feed to plugins (rendered once per process)."""
+    """The fixture movie the suites feed to plugins (the pytest fixture ``pyama_movie``)."""
     from ..fixture_movie import fixture_movie
 
-    return fixture_movie(n_fovs=1, n_frames=6)
+    return fixture_movie()
+
+
+@functools.lru_cache(maxsize=1)
+def conformance_file() -> Path:
+    """The fixture movie as an OME-TIFF, written once per process (removed at exit)."""
+    from ..fixture_movie import write_movie
+
+    folder = Path(tempfile.mkdtemp(prefix="pyama-conformance-movie-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return write_movie(conformance_movie(), folder / "movie.ome.tif")

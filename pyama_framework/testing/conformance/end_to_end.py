@@ -116,13 +116,12 @@ def check_end_to_end(registration: Registration, params: dict | None = None, tmp
                      input_path: Path | None = None, **sections: Any):
     """Run FOV 0 of the fixture movie (or ``input_path``) with the plugin selected by name;
     return the traces. Raises a violation naming the failing FOV and its error."""
-    from ..fixture_movie import write_movie
-    from ._support import conformance_movie
+    from ._support import conformance_file
 
     with tempfile.TemporaryDirectory(prefix="pyama-conformance-") as scratch:
         folder = Path(tmp_path or scratch)
         if input_path is None:
-            input_path = write_movie(conformance_movie(), folder / "movie.ome.tif")
+            input_path = conformance_file()
         merged = {**_sections(registration, params), **sections} if registration.kind != "reader" else sections
         config = fixture_config(input_path, folder / "out", fovs="0", **merged)
         try:
