@@ -38,5 +38,5 @@ def pip_install_editable(python: Path, *projects: Path) -> None:
 def run_pytest(python: Path, *paths: Path, cwd: Path) -> subprocess.CompletedProcess:
     """Run pytest on ``paths`` in the venv (outside this repository's test configuration)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS")}
-    return subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--import-mode=importlib",
-                           *map(str, paths)], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
+    return subprocess.run([str(python), "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "--import-mode=importlib",
+                           "--rootdir", str(cwd), *map(str, paths)], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)

@@ -5,6 +5,7 @@ tests use the same conformance suites."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -18,20 +19,31 @@ EXAMPLES = [ROOT / "examples" / "pyama-otsu-plugin", ROOT / "examples" / "pyama-
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A fresh venv with one scaffolded plugin per kind and both examples installed."""
+    """A fresh venv with one scaffolded plugin per kind and both examples installed, and
+    the outcome of each of their tests (one pytest session for all: one fixture movie)."""
     root = tmp_path_factory.mktemp("lab")
     packages = []
     for kind in SCAFFOLD_KINDS:
         made = pyama("plugins", "new", f"lab_{kind}", "--kind", kind, "--output", str(root / f"lab-{kind}"))
         assert made.returncode == 0, made.stderr
         packages.append(root / f"lab-{kind}")
+    examples = [shutil.copytree(e, root / e.name, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+                for e in EXAMPLES]  # copies: installing writes build files next to the sources
     python = make_venv(root / "venv")
-    pip_install_editable(python, *packages, *EXAMPLES)
-    return python, root, packages
+    pip_install_editable(python, *packages, *examples)
+    (root / "pytest.ini").write_text("[pytest]\n")  # one rootdir for all: node IDs keep the package folder
+    session = run_pytest(python, *(p / "tests" for p in [*packages, *examples]), cwd=root)
+    outcomes: dict[str, list[str]] = {}
+    for line in session.stdout.splitlines():  # "-rA": "PASSED <path>::<test>" per test
+        status, _, test = line.partition(" ")
+        if status in ("PASSED", "FAILED", "ERROR", "SKIPPED"):
+            folder = next((p.name for p in [*packages, *EXAMPLES] if f"{p.name}/tests/" in test), "?")
+            outcomes.setdefault(folder, []).append(status)
+    return python, root, packages, session, outcomes
 
 
 def test_scaffold_writes_a_complete_package(lab):
-    _, root, _ = lab
+    root = lab[1]
     package = root / "lab-segmenter"
     assert {p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file()} >= {
         "pyproject.toml", "README.md", ".gitignore", ".ci/run", "pyama_lab_segmenter/__init__.py",
@@ -44,7 +56,7 @@ def test_scaffold_writes_a_complete_package(lab):
 def test_every_kind_is_discovered_in_the_fresh_venv(lab):
     import subprocess
 
-    python, _, _ = lab
+    python = lab[0]
     listed = subprocess.run([str(python), "-m", "pyama_framework", "plugins", "list", "--json"],
                             capture_output=True, text=True, timeout=300, env={"PYAMA_STRICT_PLUGINS": "1",
                                                                              "PATH": "/usr/bin:/bin"})
@@ -56,18 +68,17 @@ def test_every_kind_is_discovered_in_the_fresh_venv(lab):
                                                                         "0.1.0", "ok")
 
 
-def test_generated_tests_pass_for_every_kind(lab):
-    python, root, packages = lab
-    result = run_pytest(python, *(p / "tests" for p in packages), cwd=root)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert f"{2 * len(SCAFFOLD_KINDS)} passed" in result.stdout
+@pytest.mark.parametrize("kind", SCAFFOLD_KINDS)
+def test_generated_tests_pass(lab, kind):
+    session, outcomes = lab[3], lab[4]
+    assert outcomes.get(f"lab-{kind}") == ["PASSED", "PASSED"], session.stdout[-6000:] + session.stderr[-2000:]
 
 
-def test_example_plugins_pass_their_conformance_tests(lab):
-    python, root, _ = lab
-    result = run_pytest(python, *(e / "tests" for e in EXAMPLES), cwd=root)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and "failed" not in result.stdout
+@pytest.mark.parametrize("example", [e.name for e in EXAMPLES])
+def test_example_plugin_passes_its_conformance_tests(lab, example):
+    session, outcomes = lab[3], lab[4]
+    statuses = outcomes.get(example, [])
+    assert statuses and set(statuses) == {"PASSED"}, session.stdout[-6000:] + session.stderr[-2000:]
 
 
 def test_bad_name_kind_and_existing_folder_are_one_line_errors(tmp_path):
@@ -81,3 +92,29 @@ def test_bad_name_kind_and_existing_folder_are_one_line_errors(tmp_path):
     assert taken.returncode == 2 and "already exists and is not empty" in taken.stderr
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["keep.txt"]
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_wheel_ships_the_templates_and_the_pytest_plugin(tmp_path):
+    """A built wheel (not this editable install) holds every template and the pytest11 entry point."""
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for package in ("pyama_framework", "pyama_builtin"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            "--no-index", "-w", str(tmp_path / "dist"), str(source)],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("pyama_framework-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {n.split("templates/", 1)[1] for n in names if "pyama_framework/scaffold/templates/" in n}
+    expected = {p.relative_to(ROOT / "pyama_framework/scaffold/templates").as_posix()
+                for p in (ROOT / "pyama_framework/scaffold/templates").rglob("*.tmpl")}
+    assert len(expected) == 5 + 3 * len(SCAFFOLD_KINDS) and shipped == expected
+    entry_points = next(zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith("entry_points.txt"))
+    assert "[pytest11]\npyama = pyama_framework.testing.pytest_plugin" in entry_points
