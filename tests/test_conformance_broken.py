@@ -132,3 +132,12 @@ def test_not_installed_is_named(tmp_path):
     loose = SegmenterRegistration(name="nowhere", summary="not installed", implementation="builtins:len")
     message = violation(check_segmenter, loose, end_to_end=False)
     assert "is not provided by any installed 'pyama.plugins' entry point" in message
+
+
+def test_slow_discovery_over_the_budget(broken):
+    from pyama_framework.testing.conformance import check_light_discovery
+
+    registration = broken("segmenter", "broken_float")
+    check_light_discovery(registration, "broken_lab.plugin")  # light: within the default budget
+    message = violation(check_light_discovery, registration, "broken_lab.plugin", budget_s=0.0)
+    assert "discovering broken_lab.plugin took" in message and "s of CPU (budget 0 s)" in message
