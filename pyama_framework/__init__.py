@@ -6,6 +6,7 @@ return, ``registry`` discovers them, ``config`` validates a run, ``store`` owns 
 layout, ``stages`` hold the per-FOV steps and ``runner`` drives them over FOVs.
 """
 
+from .api_version import HOOK_API_VERSION
 from .hookspecs import hookimpl
 from .readers import ChannelInfo, ImageMetadata, Reader, ReaderError
 from .types import (
@@ -26,6 +27,7 @@ from .types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "HOOK_API_VERSION",
     "hookimpl",
     "BackgroundRegistration",
     "CellFrame",

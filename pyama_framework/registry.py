@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 import pluggy
 
+from .api_version import incompatibility
 from .errors import PluginError
 from .hookspecs import PROJECT_NAME, PyamaSpecs
 from .types import KINDS, ProvidedRegistration, Registration
@@ -146,9 +147,14 @@ def discover(entry_points: Iterable[importlib_metadata.EntryPoint] | None = None
         plugin_id = f"{dist_name}:{ep.name}"
         try:
             module = ep.load()
-            pm.register(module, name=plugin_id)
+            refused = incompatibility(module)  # a declared PYAMA_API range excluding this framework
+            if refused is None:
+                pm.register(module, name=plugin_id)
         except Exception as exc:
             registry.failures.append(PluginFailure(plugin_id, dist_name, version, _one_line(exc)))
+            continue
+        if refused is not None:
+            registry.failures.append(PluginFailure(plugin_id, dist_name, version, refused))
             continue
         _collect(pm, module, plugin_id, dist_name, version, registry)
 

@@ -110,8 +110,12 @@ class BioioReader(Reader):
         if self._image.current_scene != self._scenes[fov]:
             self._image.set_scene(self._scenes[fov])
         order = "YXS" if self._rgb else "YX"
-        lazy = self._image.get_image_dask_data(order, T=t, C=plane, Z=z)
-        frame = np.asarray(lazy.compute())
+        try:
+            lazy = self._image.get_image_dask_data(order, T=t, C=plane, Z=z)
+            frame = np.asarray(lazy.compute())
+        except Exception as exc:  # a truncated or damaged file fails here, inside the library
+            raise file_error(self.path, f"frame {t} of FOV {fov}, channel {channel}, Z {z} cannot be read "
+                                        f"({describe_exception(exc)})", "the file may be truncated; copy it again") from exc
         return np.ascontiguousarray(frame[..., sample] if self._rgb else frame)
 
     def close(self) -> None:

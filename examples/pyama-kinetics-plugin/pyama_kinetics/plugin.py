@@ -6,6 +6,8 @@ the hook, and imports ``pyama_kinetics.models`` only when a fit uses the model.
 
 from pyama_framework import FittingModelRegistration, ModelParameter, hookimpl
 
+PYAMA_API = ">=1.0,<2"  # pyama hook API versions this plugin works with
+
 
 @hookimpl
 def pyama_fitting_models():

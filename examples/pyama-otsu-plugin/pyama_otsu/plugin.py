@@ -8,6 +8,8 @@ from pydantic import Field
 
 from pyama_framework import FeatureRegistration, PluginParams, SegmenterRegistration, hookimpl
 
+PYAMA_API = ">=1.0,<2"  # pyama hook API versions this plugin works with
+
 
 class OtsuParams(PluginParams):
     sigma: float = Field(1.0, ge=0.0, le=20.0, description="Gaussian smoothing before thresholding (px)")
