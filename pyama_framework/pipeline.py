@@ -18,6 +18,7 @@ from typing import Any, Callable
 from .config import ResolvedConfig, Selected, fingerprint_hash
 from .readers import ImageMetadata, Reader
 from .stages import background, cache, copy, crop, extract, segment, track
+from .stages import ome
 from .stages.context import Cancelled, FovContext, StageError
 from .store import FovStore
 
@@ -79,6 +80,8 @@ STAGES: tuple[Stage, ...] = (
           lambda r: _processing(r) and r.config.cropping.enabled),
     Stage("cache", cache.run, ("copy", "segment", "track", "background"), lambda c: c.config.storage.model_dump(),
           lambda r: not r.config.copy_only and r.config.caching.enabled, critical=False),
+    Stage("ome", ome.run, ("copy", "segment", "track", "background", "cache"), ome.settings, lambda r: True,
+          critical=False),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
@@ -114,6 +117,7 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
             continue
         store.clear_record(stage.name)
         started = time.perf_counter()
+        warned = len(ctx.warnings)
         try:
             info = stage.run(ctx) or {}
         except Cancelled:
@@ -131,6 +135,8 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
             outcome.status, outcome.error = "failed", f"{stage.name}: {message}"
             break
         info["seconds"] = round(time.perf_counter() - started, 3)
+        if len(ctx.warnings) > warned:  # kept with the stage, so a resumed run still knows them
+            info["warnings"] = ctx.warnings[warned:]
         _release_memory()
         store.mark_done(stage.name, fp, **info)
         outcome.ran.append(stage.name)
