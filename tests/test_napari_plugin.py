@@ -135,13 +135,18 @@ def test_tracks_follow_divisions_in_the_traces():
 
 
 def _copy_fovs(demo: Path, target: Path, n_fovs: int) -> Path:
-    """A 100-FOV results folder: the demo's FOV hard-linked under 100 names (no pixel copied)."""
+    """A results folder of ``n_fovs`` FOVs made of the demo's one: each FOV folder has its own
+    records and traces, and links to the demo's images (no pixel copied; the per-cell crops,
+    which napari does not show, left out)."""
     target.mkdir()
     shutil.copy(demo / "processing_config.yaml", target)
+    source = demo / "fov_000"
     for fov in range(n_fovs):
-        shutil.copytree(demo / "fov_000", target / f"fov_{fov:03d}", copy_function=os.link)
-        old = target / f"fov_{fov:03d}" / "demo_fov_000_traces.csv"
-        old.rename(old.with_name(f"demo_fov_{fov:03d}_traces.csv"))
+        folder = target / f"fov_{fov:03d}"
+        shutil.copytree(source / ".pyama", folder / ".pyama")
+        shutil.copy(source / "tracks.csv", folder)
+        shutil.copy(source / "demo_fov_000_traces.csv", folder / f"demo_fov_{fov:03d}_traces.csv")
+        (folder / "images.zarr").symlink_to(source / "images.zarr", target_is_directory=True)
     return target
 
 
