@@ -120,6 +120,28 @@ def test_reader_opens_one_fov_folder_and_declines_other_paths(demo, tmp_path):
         read_results(str(tmp_path))
 
 
+def test_reader_on_half_finished_and_empty_runs(demo, tmp_path):
+    """A half-finished run opens its complete FOV; an unfinished FOV folder or a run with no
+    complete FOV is a one-line error naming what is missing."""
+    from pyama_framework import ResultsError
+
+    run = _copy_fovs(demo, tmp_path / "half", 1)
+    (run / "fov_001" / ".pyama").mkdir(parents=True)
+    shutil.copy(demo / "fov_000" / ".pyama" / "copy.json", run / "fov_001" / ".pyama")
+    layers = read_results(str(run))
+    assert {meta["metadata"]["pyama"]["fov"] for _, meta, _ in layers} == {0}
+    with pytest.raises(ResultsError, match="FOV 1 .* is unfinished") as error:
+        read_results(str(run / "fov_001"))
+    assert "\n" not in str(error.value)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(demo / "processing_config.yaml", empty)
+    assert get_reader(str(empty)) is not None
+    with pytest.raises(ResultsError, match="no complete FOV"):
+        read_results(str(empty))
+
+
 def test_tracks_follow_divisions_in_the_traces():
     import pandas as pd
 
