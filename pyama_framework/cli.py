@@ -385,8 +385,6 @@ def demo(out_dir: Path = typer.Argument(Path("pyama-demo"), help="Folder for the
 
     for line in report_accuracy(out_dir):
         out.print(line, highlight=False)
-    out.print(f"look at it in napari: napari {Path(out_dir) / 'results'}   (pip install -e \".[napari]\")",
-              highlight=False, soft_wrap=True)
 
 
 # The analysis after the pipeline (merge, fit, plot): each module registers its commands on
