@@ -385,6 +385,10 @@ def demo(out_dir: Path = typer.Argument(Path("pyama-demo"), help="Folder for the
 
     for line in report_accuracy(out_dir):
         out.print(line, highlight=False)
+    from .demo import next_steps
+
+    for line in next_steps(out_dir):
+        out.print(line, highlight=False, soft_wrap=True)
 
 
 # The analysis after the pipeline (merge, fit, plot): each module registers its commands on
