@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .cli import _fail, app, err, out
+from .cli import _fail, app, out
 from .errors import PyamaError
 
 

@@ -173,3 +173,15 @@ def test_report_opens_in_a_headless_browser_with_nothing_fetched(report):
     assert len(loaded) == 12 and all(loaded)
     assert flagged == 2
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+
+
+def test_long_movies_get_the_range_of_the_counts_not_a_column_per_frame():
+    from pyama_framework.report.build import FovSection
+    from pyama_framework.report.html import TABLE_FRAMES, _fov
+    from pyama_framework.report.qc import FovQC
+
+    n = TABLE_FRAMES + 1
+    qc = FovQC(0, np.arange(n), np.arange(n) // 2, "extract record", [("tracked", 3)], 3)
+    rows = {row[0]: row[1:] for row in Page(_fov(FovSection(0, qc))).rows["fov0"]}
+    assert rows["tracked"] == ["0", f"{np.median(np.arange(n)):g}", str(n - 1)]
+    assert rows["in traces"][2] == str((n - 1) // 2)

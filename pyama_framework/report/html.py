@@ -11,6 +11,8 @@ from ..config import config_to_yaml
 from .build import FovSection, RunReport
 from .qc import JUMP
 
+TABLE_FRAMES = 40  # up to this many frames the cells-per-frame table lists every frame
+
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}
 h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:1.6em}h3{font-size:1em}
@@ -61,9 +63,13 @@ def _fov(section: FovSection) -> str:
     parts.append("<h3>Cells before and after each filter</h3>")
     parts.append(_table(["step", "cells"], [[step, n] for step, n in qc.filters]))
     parts.append(f"<h3>Cells per frame ({escape(qc.counts_source)})</h3>")
-    frames = list(range(len(qc.cells_per_frame)))
-    parts.append(_table(["frame", *frames], [["tracked", *qc.cells_per_frame.tolist()],
-                                              ["in traces", *qc.traced_per_frame.tolist()]]))
+    series = [("tracked", qc.cells_per_frame), ("in traces", qc.traced_per_frame)]
+    if len(qc.cells_per_frame) <= TABLE_FRAMES:
+        parts.append(_table(["frame", *range(len(qc.cells_per_frame))],
+                            [[name, *values.tolist()] for name, values in series]))
+    else:  # a long movie: the plot shows the series, the table its range
+        parts.append(_table(["", "min", "median", "max"],
+                            [[name, int(v.min()), f"{np.median(v):g}", int(v.max())] for name, v in series]))
     if section.plot:
         parts.append(_img(section.plot, f"FOV {section.fov} counts and traces"))
     return "\n".join(parts)
