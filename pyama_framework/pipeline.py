@@ -20,7 +20,7 @@ from .readers import ImageMetadata, Reader
 from .stages import background, cache, copy, crop, extract, segment, track
 from .stages import ome
 from .stages.context import Cancelled, FovContext, StageError
-from .store import FovStore
+from .store import STORE_LAYOUT, FovStore
 
 
 def _release_memory() -> None:
@@ -46,7 +46,7 @@ def _copy_settings(ctx: FovContext) -> dict[str, Any]:
     return {"input": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
             "reader": ctx.config.reader, "reader_params": ctx.config.reader_params,
             "channels": ctx.config.channels.all_indices(), "z": ctx.config.z.model_dump(),
-            "storage": ctx.config.storage.model_dump()}
+            "storage": ctx.config.storage.model_dump(), "layout": STORE_LAYOUT}
 
 
 def _extract_settings(ctx: FovContext) -> dict[str, Any]:

@@ -105,7 +105,7 @@ class Results:
 
     def records(self, fov: int) -> dict[str, dict[str, Any]]:
         """The stage records of one FOV: ``{stage: {seconds, ...}}`` (any state of the FOV)."""
-        return self._status(fov, complete=False).records
+        return self.fov_status(fov, complete=False).records
 
     @property
     def warnings(self) -> list[str]:
@@ -121,7 +121,9 @@ class Results:
         return names
 
     # ------------------------------------------------------------------ one FOV
-    def _status(self, fov: int, complete: bool = True) -> FovStatus:
+    def fov_status(self, fov: int, complete: bool = True) -> FovStatus:
+        """The state of one FOV; a one-line ResultsError for a FOV the run does not have, or
+        (``complete``) one that failed or is unfinished."""
         if isinstance(fov, bool) or not isinstance(fov, (int, np.integer)):
             raise ResultsError(f"FOV must be an integer index, not {fov!r}")
         s = self.status.get(int(fov))
@@ -136,7 +138,7 @@ class Results:
 
     def geometry(self, fov: int) -> FovGeometry:
         """Frame times in minutes and the pixel size in µm (None when the file had none)."""
-        s = self._status(fov, complete=False)
+        s = self.fov_status(fov, complete=False)
         info = fov_info(s.root)
         n = self.array(fov, next(iter(self.channels)), 0).shape[0]
         times = info.get("frame_times_min")
@@ -190,7 +192,7 @@ class Results:
         ``level=1`` gives the half-size uint8 viewing level. ``c`` holds the stack names
         (``pc_ch_0``, ``fl_ch_1``), the ``channel`` coordinate the file's channel indices.
         """
-        self._status(fov)
+        self.fov_status(fov)
         names = list(channels) if channels else list(self.channels)
         unknown = [n for n in names if n not in self.channels]
         if unknown:
@@ -200,7 +202,7 @@ class Results:
 
     def labels(self, fov: int, tracked: bool = True, level: int = 0):
         """Segmentation labels ``(t, y, x)``: tracked (value = ``cell`` in the traces) or per frame."""
-        self._status(fov)
+        self.fov_status(fov)
         pc = self.config.channels.pc
         if pc is None or self.config.copy_only:
             raise ResultsError(f"{self.path} has no labels: the run copied frames only (no phase channel "
@@ -210,7 +212,7 @@ class Results:
 
     def background(self, fov: int, channel: int, level: int = 0):
         """The background estimate ``(t, y, x)`` float32 of a fluorescence channel."""
-        self._status(fov)
+        self.fov_status(fov)
         fl = [c.channel for c in self.config.channels.fl]
         if channel not in fl:
             raise ResultsError(f"channel {channel} has no background in {self.path}; "
@@ -219,14 +221,14 @@ class Results:
                               name=f"fl_background_ch_{channel}")
 
     def traces_path(self, fov: int) -> Path | None:
-        found = sorted(self._status(fov, complete=False).root.glob(f"*_{fov_dirname(fov)}_traces.csv"))
+        found = sorted(self.fov_status(fov, complete=False).root.glob(f"*_{fov_dirname(fov)}_traces.csv"))
         return found[0] if found else None
 
     def traces(self, fov: int | None = None):
         """Traces of one FOV, or of every complete FOV (the ``fov`` column tells them apart)."""
         import pandas as pd
 
-        fovs = self.fovs if fov is None else [self._status(fov).fov]
+        fovs = self.fovs if fov is None else [self.fov_status(fov).fov]
         tables = [pd.read_csv(p) for p in (self.traces_path(f) for f in fovs) if p is not None]
         if not tables:
             raise ResultsError(f"{self.path} has no traces (FOVs {describe(fovs)}); "
@@ -237,7 +239,7 @@ class Results:
         """The lineage table of a FOV: ``cell, first_frame, last_frame, parent``."""
         import pandas as pd
 
-        path = self._status(fov).root / "tracks.csv"
+        path = self.fov_status(fov).root / "tracks.csv"
         if not path.is_file():
             raise ResultsError(f"FOV {fov} of {self.path} has no tracks.csv; the run did not track")
         return pd.read_csv(path)
@@ -252,7 +254,7 @@ class Results:
         import dask.array as da
         import xarray as xr
 
-        self._status(fov)
+        self.fov_status(fov)
         crop = read_crop(self.status[int(fov)].root, int(cell), level, list(self.channels))
         if isinstance(crop, str):
             raise ResultsError(f"FOV {fov} of {self.path}: {crop}")

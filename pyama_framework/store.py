@@ -41,6 +41,9 @@ def fov_dirname(fov: int) -> str:
 
 
 LABELS_GROUP = "labels"
+# Bumped when arrays move inside a FOV: part of the copy stage's fingerprint, so a run made
+# with an older layout is redone rather than resumed into a mix of both (2: NGFF labels).
+STORE_LAYOUT = 2
 
 
 def stack_key(name: str, level: int | str = 0) -> str:
