@@ -45,4 +45,15 @@ __all__ = [
     "SegmenterRegistration",
     "TrackedFrame",
     "TrackerRegistration",
+    "open_results",
+    "ResultsError",
 ]
+
+
+def __getattr__(name: str):
+    # open_results pulls in zarr, pandas and xarray: imported on first use, not with the package.
+    if name in ("open_results", "ResultsError"):
+        from . import results
+
+        return getattr(results, name)
+    raise AttributeError(f"module 'pyama_framework' has no attribute {name!r}")

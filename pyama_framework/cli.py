@@ -405,12 +405,17 @@ def demo(out_dir: Path = typer.Argument(Path("pyama-demo"), help="Folder for the
 
     for line in report_accuracy(out_dir):
         out.print(line, highlight=False)
+    from .demo import next_steps
+
+    for line in next_steps(out_dir):
+        out.print(line, highlight=False, soft_wrap=True)
 
 
 # The analysis after the pipeline (merge, fit, plot): each module registers its commands on
 # ``app`` when imported, and imports its heavy dependencies only inside the command.
 from . import cli_fit, cli_merge, cli_plot  # noqa: E402,F401
 from . import cli_plugins_new  # noqa: E402,F401
+from . import cli_report  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -106,3 +106,17 @@ def report_accuracy(out_dir: Path) -> list[str]:
                      f"bias {100 * error['median']:+.2f} %")
     lines.append(f"score a run yourself: pyama evaluate {results} --fov 0 --truth {truth_path(out_dir, 0)}")
     return lines
+
+
+def next_steps(out_dir: Path) -> list[str]:
+    """Write the demo's QC report and say where it is and how to look at the run in napari."""
+    from .errors import PyamaError
+    from .report import write_report
+
+    results = Path(out_dir) / "results"
+    try:
+        report = write_report(results)
+    except PyamaError as exc:
+        return [f"no QC report: {exc}"]
+    return [f"QC report: {report}",
+            f"view in napari: napari {results}   (reader plugin: pip install -e \".[napari]\")"]

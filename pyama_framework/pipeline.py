@@ -84,6 +84,7 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
         store.clear_record(stage.name)
         ctx.stage_fingerprint = fp
         started = time.perf_counter()
+        warned = len(ctx.warnings)
         try:
             info = stage.run(ctx) or {}
         except Cancelled:
@@ -101,6 +102,8 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
             outcome.status, outcome.error = "failed", f"{stage.name}: {message}"
             break
         info["seconds"] = round(time.perf_counter() - started, 3)
+        if len(ctx.warnings) > warned:  # kept with the stage, so a resumed run still knows them
+            info["warnings"] = ctx.warnings[warned:]
         _release_memory()
         store.mark_done(stage.name, fp, **info)
         outcome.ran.append(stage.name)

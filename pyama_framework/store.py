@@ -5,6 +5,7 @@ Layout (spec "Output Structure")::
     <output>/processing_config.yaml
     <output>/fov_000/images.zarr/<channel>/0      (T, H, W), one chunk per frame
     <output>/fov_000/images.zarr/<channel>/1      (T, H/2, W/2) uint8 visualisation level
+    <output>/fov_000/images.zarr/pc_ch_C/labels/seg_{labeled,tracked}_ch_C/{0,1}   (OME-NGFF labels)
     <output>/fov_000/cells.zarr/metadata/{cell_ids, bboxes, valid_frames}
     <output>/fov_000/cells.zarr/<channel>/<cell_id>/{0,1}
     <output>/fov_000/<basename>_fov_000_traces.csv
@@ -37,6 +38,21 @@ RECORDS_DIR = ".pyama"
 
 def fov_dirname(fov: int) -> str:
     return f"fov_{fov:03d}"
+
+
+LABELS_GROUP = "labels"
+# Bumped when arrays move inside a FOV: part of the copy stage's fingerprint, so a run made
+# with an older layout is redone rather than resumed into a mix of both (2: NGFF labels).
+STORE_LAYOUT = 2
+
+
+def stack_key(name: str, level: int | str = 0) -> str:
+    """Path of a stack level inside images.zarr. Label stacks (``seg_*_ch_C``) live in the
+    OME-NGFF ``labels`` group of the phase image they segment, ``pc_ch_C/labels/<name>``;
+    every other stack at ``<name>``."""
+    if name.startswith("seg_") and "_ch_" in name:
+        return f"pc_ch_{name.rsplit('_ch_', 1)[1]}/{LABELS_GROUP}/{name}/{level}"
+    return f"{name}/{level}"
 
 
 # Every array is written chunk by chunk in full; skipping zarr's "is this chunk empty?"
@@ -102,21 +118,24 @@ class FovStore:
         """Create (replacing any partial one) ``images.zarr/<name>/<level>``, a chunk per frame."""
         group = self.images()
         return group.create_array(
-            f"{name}/{level}", shape=shape, dtype=dtype,
+            stack_key(name, level), shape=shape, dtype=dtype,
             chunks=chunks or (1, *shape[1:]), compressors=self._compressors,
             overwrite=True, fill_value=0, config=ARRAY_CONFIG,
+            dimension_names=("t", "y", "x") if len(shape) == 3 else None,  # OME-NGFF axes
         )
 
     def stack(self, name: str, level: int = 0) -> zarr.Array:
-        return zarr.open_array(zarr_store(self.images_path / name / str(level), read_only=True), mode="r")
+        return zarr.open_array(zarr_store(self.images_path / stack_key(name, level), read_only=True), mode="r")
 
     def has_stack(self, name: str, level: int = 0) -> bool:
-        return (self.images_path / name / str(level) / "zarr.json").is_file()
+        return (self.images_path / stack_key(name, level) / "zarr.json").is_file()
 
     def stack_names(self) -> list[str]:
         if not self.images_path.is_dir():
             return []
-        return sorted(p.name for p in self.images_path.iterdir() if (p / "0" / "zarr.json").is_file())
+        found = [p for p in self.images_path.iterdir() if (p / "0" / "zarr.json").is_file()]
+        found += [p for p in self.images_path.glob(f"*/{LABELS_GROUP}/*") if (p / "0" / "zarr.json").is_file()]
+        return sorted(p.name for p in found)
 
     def remove(self, relative: str) -> None:
         remove_tree(self.root / relative)

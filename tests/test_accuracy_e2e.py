@@ -77,8 +77,8 @@ class Scores:
 
 def score(scene: SyntheticScene, out_fov: Path, traces_csv: Path) -> Scores:
     images = zarr.open_group(out_fov / "images.zarr", mode="r")
-    labeled = images["seg_labeled_ch_0/0"]
-    tracked = images["seg_tracked_ch_0/0"]
+    labeled = images["pc_ch_0/labels/seg_labeled_ch_0/0"]
+    tracked = images["pc_ch_0/labels/seg_tracked_ch_0/0"]
     background = images["fl_background_ch_1/0"]
     traces = pd.read_csv(traces_csv)
     shape = (scene.height, scene.width)

@@ -24,6 +24,10 @@ def test_demo_runs_the_full_pipeline_and_checks_ground_truth(tmp_path):
     # measurement dilation: median error 2.8 / 4.2 %, bias +0.7 / +2.1 % (FOV 0 / 1); with
     # the tracked mask alone (measurement_dilation: 0) the bias is -17 %.
     assert len(errors) == 2 and max(medians) < 6.0 and max(abs(b) for b in biases) < 4.0, errors
+    # It ends by saying where the QC report is and how to open the run in napari.
+    assert f"QC report: {out / 'results' / 'report.html'}" in result.stdout
+    assert (out / "results" / "report.html").stat().st_size > 0
+    assert f"napari {out / 'results'}" in result.stdout.splitlines()[-1]
 
     # Running the demo again reuses the data and resumes: nothing is recomputed.
     again = pyama("demo", str(out), "--fovs", "2", "--frames", "8", "--workers", "1")

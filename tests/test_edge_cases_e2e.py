@@ -191,10 +191,10 @@ def check_arrays(fov: Fov) -> None:
     """Stored arrays: raw pixels unchanged, every product (T, H, W) with its dtype."""
     n_t, _, h, w = fov.data.shape
     images = fov.images()
-    for key, dtype in [("pc_ch_0/0", np.uint16), ("fl_ch_1/0", np.uint16), ("seg_labeled_ch_0/0", np.uint16),
-                       ("seg_tracked_ch_0/0", np.uint16), ("fl_background_ch_1/0", np.float32)]:
+    for key, dtype in [("pc_ch_0/0", np.uint16), ("fl_ch_1/0", np.uint16), ("pc_ch_0/labels/seg_labeled_ch_0/0", np.uint16),
+                       ("pc_ch_0/labels/seg_tracked_ch_0/0", np.uint16), ("fl_background_ch_1/0", np.float32)]:
         assert images[key].shape == (n_t, h, w) and images[key].dtype == dtype, key
-    for key in ("pc_ch_0/1", "seg_tracked_ch_0/1"):
+    for key in ("pc_ch_0/1", "pc_ch_0/labels/seg_tracked_ch_0/1"):
         assert images[key].shape == (n_t, h // 2, w // 2) and images[key].dtype == np.uint8, key
     np.testing.assert_array_equal(images["pc_ch_0/0"][:], fov.data[:, 0])
     np.testing.assert_array_equal(images["fl_ch_1/0"][:], fov.data[:, 1])
@@ -206,7 +206,7 @@ def check_traces(fov: Fov) -> pd.DataFrame:
     tracked mask), and cells.zarr holds exactly the CSV's cells."""
     traces = fov.traces()
     images = fov.images()
-    tracked, raw = images["seg_tracked_ch_0/0"][:], images["fl_ch_1/0"][:].astype(np.float64)
+    tracked, raw = images["pc_ch_0/labels/seg_tracked_ch_0/0"][:], images["fl_ch_1/0"][:].astype(np.float64)
     background = images["fl_background_ch_1/0"][:].astype(np.float64)
     # fluorescence features measure the tracked mask grown by the default measurement_dilation
     grown = [grow_labels(labels, ExtractionConfig().measurement_dilation) for labels in tracked]
@@ -234,7 +234,7 @@ def test_empty_movie_header_only(runs):
     fov = runs["shared"].fov(EMPTY)
     check_arrays(fov)
     images = fov.images()
-    assert not images["seg_labeled_ch_0/0"][:].any() and not images["seg_tracked_ch_0/0"][:].any()
+    assert not images["pc_ch_0/labels/seg_labeled_ch_0/0"][:].any() and not images["pc_ch_0/labels/seg_tracked_ch_0/0"][:].any()
     np.testing.assert_allclose(images["fl_background_ch_1/0"][:], 1000, rtol=1e-6)
     traces = check_traces(fov)
     assert traces.empty
@@ -246,7 +246,7 @@ def test_all_foreground_frame(runs):
     fov = runs["shared"].fov(ALL_FOREGROUND)
     check_arrays(fov)
     # the segmenter makes one frame-sized object of frame 1 (no background pixels left)
-    assert (fov.images()["seg_labeled_ch_0/0"][1] > 0).mean() > 0.95
+    assert (fov.images()["pc_ch_0/labels/seg_labeled_ch_0/0"][1] > 0).mean() > 0.95
     traces = check_traces(fov)
     big = traces[traces["frame"] == 1]
     assert len(big) == 1 and big["area_ch_0"].item() > 0.95 * 96 * 96
@@ -262,7 +262,7 @@ def test_single_cell(runs):
     traces = check_traces(fov)
     assert traces["cell"].nunique() == 1 and list(traces["frame"]) == [0, 1, 2]
     assert traces["good"].all() and (traces["fov"] == SINGLE).all()
-    assert set(np.unique(fov.images()["seg_tracked_ch_0/0"][:])) == {0, traces["cell"][0]}
+    assert set(np.unique(fov.images()["pc_ch_0/labels/seg_tracked_ch_0/0"][:])) == {0, traces["cell"][0]}
     for row in traces.itertuples():
         assert abs(row.position_y - (45 + 0.3 * row.frame)) < 0.5
         assert abs(row.position_x - (46 + 0.2 * row.frame)) < 0.5
@@ -288,7 +288,7 @@ def test_border_cell_dropped_with_margin(runs):
     assert traces["cell"].nunique() == 1 and (traces["bbox_y0"] >= 5).all()
     pd.testing.assert_frame_equal(traces, kept[kept["bbox_y0"] > 0].reset_index(drop=True))
     # the filter acts on the CSV only: the tracked labels still hold the border cell
-    assert len(np.unique(fov.images()["seg_tracked_ch_0/0"][0])) == 3
+    assert len(np.unique(fov.images()["pc_ch_0/labels/seg_tracked_ch_0/0"][0])) == 3
 
 
 def test_64_pixel_frames(runs):
@@ -321,10 +321,10 @@ def test_uint16_extremes(runs):
     area = cell["area_ch_0"].to_numpy()
     assert np.all(np.abs(area - np.pi * 100) < 0.15 * np.pi * 100)
     # every pixel of the saturated cell is 65535, the background about 1000
-    assert (fov.data[:, 1][fov.images()["seg_tracked_ch_0/0"][:] == cell["cell"].iloc[0]] == MAX).all()
+    assert (fov.data[:, 1][fov.images()["pc_ch_0/labels/seg_tracked_ch_0/0"][:] == cell["cell"].iloc[0]] == MAX).all()
     # intensity_total sums the measurement mask (tracked mask grown by measurement_dilation),
     # which holds the whole saturated disc, whatever the segmented area
-    tracked = fov.images()["seg_tracked_ch_0/0"][:]
+    tracked = fov.images()["pc_ch_0/labels/seg_tracked_ch_0/0"][:]
     grown = [grow_labels(labels, ExtractionConfig().measurement_dilation) for labels in tracked]
     saturated = [np.count_nonzero(fov.data[t, 1][grown[t] == cell["cell"].iloc[0]] == MAX) for t in range(3)]
     np.testing.assert_allclose(cell["intensity_total_ch_1"], np.array(saturated) * (MAX - 1000), rtol=0.01)

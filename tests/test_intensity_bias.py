@@ -24,6 +24,7 @@ from conftest import pyama, write_config  # noqa: E402
 from pyama_framework.evaluation.overlap import mutual_match  # noqa: E402
 from pyama_framework.stages.extract import grow_labels, grown_boxes  # noqa: E402
 from pyama_framework.testing.rodsim import RodScene, stadium_gap  # noqa: E402
+from pyama_framework.store import stack_key  # noqa: E402
 from pyama_framework.testing.synthetic import write_ome_tiff  # noqa: E402
 
 
@@ -145,7 +146,7 @@ def intensity_bias(scene, out_fov: Path, traces_csv: Path) -> dict[str, np.ndarr
     both ways), and the same with the tracked mask alone (measurement_dilation 0), summed
     from the stored raw frames, tracked labels and background."""
     images = zarr.open_group(out_fov / "images.zarr", mode="r")
-    tracked, raw, background = (images[f"{name}/0"] for name in ("seg_tracked_ch_0", "fl_ch_1", "fl_background_ch_1"))
+    tracked, raw, background = (images[stack_key(name)] for name in ("seg_tracked_ch_0", "fl_ch_1", "fl_background_ch_1"))
     traces = pd.read_csv(traces_csv)
     grown, plain = [], []
     for t, rows in traces.groupby("frame"):
@@ -213,7 +214,7 @@ def measured_by_mask(out: Path, dilation: float) -> tuple[pd.DataFrame, list[dic
     """The traces, and per frame the tracked area and the sum of raw - background over the
     tracked mask grown by ``dilation``, of every cell, from the stored arrays."""
     images = zarr.open_group(out / "images.zarr", mode="r")
-    tracked, raw, background = (images[f"{name}/0"] for name in ("seg_tracked_ch_0", "fl_ch_1", "fl_background_ch_1"))
+    tracked, raw, background = (images[stack_key(name)] for name in ("seg_tracked_ch_0", "fl_ch_1", "fl_background_ch_1"))
     per_frame = []
     for t in range(tracked.shape[0]):
         labels = np.asarray(tracked[t]).astype(np.int64)

@@ -112,7 +112,7 @@ def test_mother_machine_phase_and_fluorescence_end_to_end(mother_machine, mother
         # the stored stacks are the real files' pixels
         np.testing.assert_array_equal(images["pc_ch_0/0"][:], frames[fov, :, 0])
         np.testing.assert_array_equal(images["fl_ch_1/0"][:], frames[fov, :, 1])
-        tracked = images["seg_tracked_ch_0/0"][:]
+        tracked = images["pc_ch_0/labels/seg_tracked_ch_0/0"][:]
 
         traces = pd.read_csv(folder / f"mothermachine_fov_{fov:03d}_traces.csv")
         assert len(traces) > 0, f"FOV {fov}: no cell kept"
@@ -157,7 +157,7 @@ def test_mother_machine_cells_are_found(mother_machine, mother_machine_run):
 
     covered, areas = [], []
     for fov in range(N_POSITIONS):
-        tracked = zarr.open_group(out / f"fov_{fov:03d}" / "images.zarr", mode="r")["seg_tracked_ch_0/0"][:]
+        tracked = zarr.open_group(out / f"fov_{fov:03d}" / "images.zarr", mode="r")["pc_ch_0/labels/seg_tracked_ch_0/0"][:]
         for t in range(N_FRAMES):
             fluorescent = frames[fov, t, 1] > threshold_otsu(frames[fov, t, 1])
             covered.append((tracked[t][fluorescent] > 0).mean())
@@ -197,7 +197,7 @@ def test_delta_nd2_phase_only_end_to_end(tmp_path, real_file):
         assert minutes == pytest.approx((times_s[frame] - times_s[0]) / 60, abs=1e-6)
 
     # The cell is found in every frame with the area of a rod, not of debris or the field.
-    tracked = images["seg_tracked_ch_0/0"][:]
+    tracked = images["pc_ch_0/labels/seg_tracked_ch_0/0"][:]
     assert all((tracked[t][DELTA_CELL] > 0).any() for t in range(len(phase)))
     lineage = pd.read_csv(folder / "tracks.csv")
     ids = [set(np.unique(tracked[t][DELTA_CELL])) - {0} for t in range(len(phase))]
@@ -216,7 +216,7 @@ def test_delta_nd2_phase_only_end_to_end(tmp_path, real_file):
                                        "tophat (cell_diameter 8) splits it at frame 5 only, re-merged at 6")
 def test_delta_nd2_division_is_found(tmp_path, real_file):
     phase, _, folder = _delta_nd2_run(tmp_path, real_file)
-    tracked = zarr.open_array(folder / "images.zarr" / "seg_tracked_ch_0" / "0", mode="r")[:]
+    tracked = zarr.open_array(folder / "images.zarr" / "pc_ch_0" / "labels" / "seg_tracked_ch_0" / "0", mode="r")[:]
     lineage = pd.read_csv(folder / "tracks.csv")
     ids = [set(np.unique(tracked[t][DELTA_CELL])) - {0} for t in range(len(phase))]
     # It divides once, between frames 5 and 6 (frame 5 shows the constriction, so a split

@@ -31,8 +31,8 @@ def test_full_run_layout_and_provenance(tmp_path, two_fov_file):
         raw = images["pc_ch_0/0"]
         assert raw.shape == (6, 128, 128) and raw.dtype == np.uint16 and raw.chunks == (1, 128, 128)
         assert images["fl_ch_1/0"].dtype == np.uint16
-        assert images["seg_labeled_ch_0/0"].dtype == np.uint16
-        assert images["seg_tracked_ch_0/0"].shape == (6, 128, 128)
+        assert images["pc_ch_0/labels/seg_labeled_ch_0/0"].dtype == np.uint16
+        assert images["pc_ch_0/labels/seg_tracked_ch_0/0"].shape == (6, 128, 128)
         assert images["fl_background_ch_1/0"].dtype == np.float32
         assert images["pc_ch_0/1"].shape == (6, 64, 64) and images["pc_ch_0/1"].dtype == np.uint8
         # the stored frames are exactly the file's pixels
@@ -51,7 +51,7 @@ def test_full_run_layout_and_provenance(tmp_path, two_fov_file):
         assert {"area_ch_0", "intensity_total_ch_1"} <= set(traces.columns)
         assert len(traces) > 0 and (traces["fov"] == fov).all()
         # the cell column is the label value in seg_tracked at the cell's pixels
-        tracked = images["seg_tracked_ch_0/0"]
+        tracked = images["pc_ch_0/labels/seg_tracked_ch_0/0"]
         for row in traces.sample(5, random_state=0).itertuples():
             box = tracked[row.frame, row.bbox_y0:row.bbox_y1, row.bbox_x0:row.bbox_x1]
             assert (box == row.cell).sum() == row.area_ch_0

@@ -15,8 +15,9 @@ from pyama_framework.config import ResolvedConfig, RunConfig, Selected
 from pyama_framework.errors import ConfigError
 from pyama_framework.pipeline import Stage
 from pyama_framework.readers import ImageMetadata
-from pyama_framework.stages import background, cache, copy, crop, extract, segment, track
+from pyama_framework.stages import background, cache, copy, crop, extract, ome, segment, track
 from pyama_framework.stages.context import FovContext
+from pyama_framework.store import STORE_LAYOUT
 
 
 def _plugin(selected: Selected | None) -> dict[str, Any] | None:
@@ -32,7 +33,7 @@ def _copy_settings(ctx: FovContext) -> dict[str, Any]:
     return {"input": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
             "reader": ctx.config.reader, "reader_params": ctx.config.reader_params,
             "channels": ctx.config.channels.all_indices(), "z": ctx.config.z.model_dump(),
-            "storage": ctx.config.storage.model_dump()}
+            "storage": ctx.config.storage.model_dump(), "layout": STORE_LAYOUT}
 
 
 def _extract_settings(ctx: FovContext) -> dict[str, Any]:
@@ -56,6 +57,8 @@ STAGES: tuple[Stage, ...] = (
           lambda r: _processing(r) and r.config.cropping.enabled),
     Stage("cache", cache.run, ("copy", "segment", "track", "background"), lambda c: c.config.storage.model_dump(),
           lambda r: not r.config.copy_only and r.config.caching.enabled, critical=False),
+    Stage("ome", ome.run, ("copy", "segment", "track", "background", "cache"), ome.settings, lambda r: True,
+          critical=False),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 

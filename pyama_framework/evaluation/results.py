@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..store import CONFIG_FILENAME, RECORDS_DIR, fov_dirname
+from ..store import RECORDS_DIR, fov_dirname
 from .truth import EvaluationError
 
 TRACKED_PREFIX = "seg_tracked_ch_"
@@ -52,50 +52,37 @@ class RunFov:
         return int(top)
 
 
-def _fovs(results: Path) -> list[int]:
-    return sorted(int(p.name[4:]) for p in results.glob("fov_[0-9]*") if p.is_dir() and p.name[4:].isdigit())
-
-
-def _pc_channel(results: Path) -> int | None:
-    import yaml
-
-    try:
-        config = yaml.safe_load((results / CONFIG_FILENAME).read_text()) or {}
-        return int(config["channels"]["pc"]["channel"])
-    except (KeyError, TypeError, ValueError, yaml.YAMLError):
-        return None
-
-
 def open_run(results: Path, fov: int | None = None) -> RunFov:
-    """Open FOV ``fov`` (the only FOV when None) of the run in ``results``, or raise EvaluationError."""
-    import zarr
+    """Open FOV ``fov`` (the only FOV when None) of the run in ``results``, or raise EvaluationError.
+
+    Built on :func:`pyama_framework.open_results` (a FOV needs only to be tracked here, so
+    unfinished runs are opened too)."""
+    from ..results import ResultsError, open_results
 
     results = Path(results)
-    if not (results / CONFIG_FILENAME).is_file():
-        raise EvaluationError(f"{results} is not a pyama output folder (no {CONFIG_FILENAME}); "
-                              "pass the 'output' folder of a finished 'pyama run'")
-    fovs = _fovs(results)
+    try:
+        run = open_results(results, partial=True)
+    except ResultsError as exc:
+        raise EvaluationError(str(exc)) from None
+    fovs = [f for f, s in run.status.items() if s.root.is_dir()]
     if fov is None:
         if len(fovs) != 1:
             listed = ", ".join(map(str, fovs)) or "none"
             raise EvaluationError(f"{results} holds FOVs {listed}; choose one with --fov N")
         fov = fovs[0]
-    root = results / fov_dirname(fov)
     if fov not in fovs:
         raise EvaluationError(f"{results} has no FOV {fov} (it holds {', '.join(map(str, fovs)) or 'none'}); "
                               "run it first or pick another with --fov")
-    if not (root / RECORDS_DIR / "track.json").is_file():
+    root = results / fov_dirname(fov)
+    if "track" not in run.records(fov):
         raise EvaluationError(f"FOV {fov} in {results} is not tracked yet (no {RECORDS_DIR}/track.json); "
                               "run 'pyama run' on it to completion first")
-    channel = _pc_channel(results)
-    images = root / "images.zarr"
-    names = sorted(p.name for p in images.glob(f"{TRACKED_PREFIX}*") if (p / "0" / "zarr.json").is_file())
-    name = f"{TRACKED_PREFIX}{channel}" if f"{TRACKED_PREFIX}{channel}" in names else (
-        names[0] if len(names) == 1 else None)
-    if name is None:
-        raise EvaluationError(f"{images} has no single {TRACKED_PREFIX}* array (found {names or 'none'}); "
-                              "the FOV's output is incomplete: rerun 'pyama run'")
-    tracked = zarr.open_array(images / name / "0", mode="r")
+    pc = run.config.channels.pc
+    try:
+        tracked = run.array(fov, f"{TRACKED_PREFIX}{pc.channel if pc else 0}")
+    except ResultsError:
+        raise EvaluationError(f"FOV {fov} in {results} has no {TRACKED_PREFIX}* array; "
+                              "the FOV's output is incomplete: rerun 'pyama run'") from None
     parents: dict[int, int] = {}
     if (root / TRACKS_CSV).is_file():
         import pandas as pd
@@ -104,5 +91,4 @@ def open_run(results: Path, fov: int | None = None) -> RunFov:
         if not {"cell", "parent"} <= set(lineage.columns):
             raise EvaluationError(f"{root / TRACKS_CSV} lacks the columns cell, parent; rerun 'pyama run'")
         parents = {int(c): int(p) for c, p in zip(lineage["cell"], lineage["parent"]) if int(p) != 0}
-    traces = sorted(root.glob(f"*_{fov_dirname(fov)}_traces.csv"))
-    return RunFov(root, fov, tracked, parents, traces[0] if traces else None)
+    return RunFov(root, fov, tracked, parents, run.traces_path(fov))

@@ -275,17 +275,31 @@ def parents(ctx: FovContext) -> dict[int, int]:
     return dict(zip(lineage["cell"].astype(int), lineage["parent"].astype(int)))
 
 
-def filter_and_flag(ctx: FovContext, table: pd.DataFrame) -> pd.DataFrame:
-    """Apply ``min_frames`` and ``border_margin``, add ``good``, order rows and columns."""
+def filter_masks(ctx: FovContext, table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per row: the cell's trace is shorter than ``min_frames``; the cell comes within
+    ``border_margin`` px of an edge in some frame."""
     extraction = ctx.config.extraction
     height, width = ctx.frame_shape
     m = extraction.border_margin
-    n_cells = table["cell"].nunique()
     lengths = table.groupby("cell")["frame"].transform("size")
     near_edge = ((table["bbox_y0"] < m) | (table["bbox_x0"] < m)
                  | (table["bbox_y1"] > height - m) | (table["bbox_x1"] > width - m))
-    on_border = near_edge.groupby(table["cell"]).transform("any")
-    too_short = lengths < extraction.min_frames
+    return lengths < extraction.min_frames, near_edge.groupby(table["cell"]).transform("any")
+
+
+def filter_counts(table: pd.DataFrame, too_short: pd.Series, on_border: pd.Series) -> dict[str, int]:
+    """Cells before and after each filter, applied in order (recorded for the QC report)."""
+    return {"tracked": int(table["cell"].nunique()),
+            "after_min_frames": int(table.loc[~too_short, "cell"].nunique()),
+            "after_border_margin": int(table.loc[~too_short & ~on_border, "cell"].nunique())}
+
+
+def filter_and_flag(ctx: FovContext, table: pd.DataFrame) -> pd.DataFrame:
+    """Apply ``min_frames`` and ``border_margin``, add ``good``, order rows and columns."""
+    extraction = ctx.config.extraction
+    m = extraction.border_margin
+    n_cells = table["cell"].nunique()
+    too_short, on_border = filter_masks(ctx, table)
     kept = table[~too_short & ~on_border].copy()
     if n_cells and kept.empty:
         ctx.warn(
@@ -303,6 +317,11 @@ def filter_and_flag(ctx: FovContext, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def run(ctx: FovContext) -> dict:
-    table = filter_and_flag(ctx, measure(ctx))
+    measured = measure(ctx)
+    table = filter_and_flag(ctx, measured)
     atomic_write_text(traces_path(ctx), table.to_csv(index=False))
-    return {"cells": int(table["cell"].nunique()), "rows": int(len(table))}
+    return {"cells": int(table["cell"].nunique()), "rows": int(len(table)),
+            "filters": filter_counts(measured, *filter_masks(ctx, measured)),
+            # tracked cells in each frame, before the filters (QC: jumps, empty frames)
+            "cells_per_frame": np.bincount(measured["frame"].to_numpy(dtype=np.int64),
+                                           minlength=ctx.n_frames).tolist()}
