@@ -6,7 +6,7 @@ Layout (spec "Output Structure")::
     <output>/fov_000/images.zarr/<channel>/0      (T, H, W), one chunk per frame
     <output>/fov_000/images.zarr/<channel>/1      (T, H/2, W/2) uint8 visualisation level
     <output>/fov_000/cells.zarr/metadata/{cell_ids, bboxes, valid_frames}
-    <output>/fov_000/cells.zarr/<channel>/<cell_id>/{0,1}
+    <output>/fov_000/cells.zarr/<channel>/{0,1}        (N, T, H, W): every cell's crop, a chunk per cell
     <output>/fov_000/<basename>_fov_000_traces.csv
     <output>/fov_000/.pyama/<stage>.json          completion records
 
