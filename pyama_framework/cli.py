@@ -68,26 +68,44 @@ def _progress_printer():
 
 
 def _run(config_path: Path, overrides: dict[str, Any], overwrite: bool, workers: Optional[int]) -> None:
-    from .config import load_config
-    from .runner import execute, plan_run, prepare_output
+    from contextlib import ExitStack
 
+    from .config import load_config
+    from .executors import open_executor
+    from .lease import acquire_lease
+    from .runner import plan_run, prepare_output
+
+    # Order: take the output's lease first (a second run on it is refused before the slow
+    # checks); validate; connect the executor; then write. On any error the lease is
+    # released and a folder it created is removed: nothing is left behind.
+    session = ExitStack()
     try:
         config = load_config(config_path, overrides)
         if workers is not None:
             config = config.model_copy(update={"execution": config.execution.model_copy(update={"workers": workers})})
+        session.enter_context(acquire_lease(config.output))
         plan = plan_run(config)
+        executor = session.enter_context(open_executor(plan))
         prepare_output(plan, overwrite)
     except PyamaError as exc:
+        session.close()
         _fail(str(exc))
         return
+    with session:
+        _execute_and_report(plan, executor)
+
+
+def _execute_and_report(plan: Any, executor: Any) -> None:
     err.print(f"{plan.config.input.name}: {len(plan.fovs)} FOV(s), {plan.metadata.n_frames} frames, "
               f"reader '{plan.reader.registration.name}' -> {plan.config.output}", highlight=False)
+    if executor.name != "local":
+        err.print(f"executor: {executor.description}", highlight=False, soft_wrap=True)
     display, update = _progress_printer()
     if display is not None:
         with display:
-            summary = execute(plan, update)
+            summary = executor.run(plan, update)
     else:
-        summary = execute(plan, update)
+        summary = executor.run(plan, update)
     for outcome in summary.outcomes:
         for warning in outcome.warnings:
             err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)

@@ -75,8 +75,11 @@ class StorageConfig(_Section):
 
 
 class ExecutionConfig(_Section):
-    executor: Literal["local"] = Field("local", description="Where FOVs run: 'local' worker processes")
+    executor: Literal["local", "dask"] = Field(
+        "local", description="Where FOVs run: 'local' worker processes, or 'dask' (dask.distributed: a local or remote cluster)")
     workers: int = Field(2, ge=1, le=256, description="FOVs processed in parallel")
+    address: str | None = Field(None, description="dask only: scheduler address (tcp://host:8786); null starts a local cluster")
+    threads_per_worker: int = Field(1, ge=1, le=64, description="dask only: tasks per worker process (a local cluster's)")
 
 
 class ZConfig(_Section):

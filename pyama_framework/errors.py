@@ -15,3 +15,7 @@ class PluginError(PyamaError):
 
 class OutputError(PyamaError):
     """The output folder cannot be used for this run."""
+
+
+class ExecutorError(PyamaError):
+    """The executor cannot run (e.g. its dask scheduler cannot be reached)."""

@@ -40,6 +40,7 @@ from .errors import ConfigError, OutputError
 from .pipeline import FovOutcome, run_fov
 from .readers import ImageMetadata, ReaderError, open_reader, select_reader
 from .registry import Registry, get_registry
+from .lease import LEASE_FILENAMES, acquire_lease
 from .store import CONFIG_FILENAME, atomic_write_text, fov_dirname
 
 ProgressCallback = Callable[[int, str, int, int], None]
@@ -124,7 +125,7 @@ def prepare_output(plan: Plan, overwrite: bool = False) -> None:
     if output.exists() and not output.is_dir():
         raise OutputError(f"output {output} is a file; choose a folder")
     config_file = output / CONFIG_FILENAME
-    if output.is_dir() and any(output.iterdir()):
+    if output.is_dir() and any(p.name not in LEASE_FILENAMES for p in output.iterdir()):
         if not config_file.exists():
             if not overwrite:
                 raise OutputError(f"output {output} is not empty and was not made by pyama; choose an empty or new folder")
@@ -151,10 +152,14 @@ _cancel_event: Any = None
 _progress_queue: Any = None
 
 
-def _init_worker(cancel_event: Any, progress_queue: Any) -> None:
+def _init_worker(cancel_event: Any, progress_queue: Any, native_threads: int = 0) -> None:
     # Workers ignore Ctrl-C: the parent sets the shared event and each worker stops cleanly
     # at the next frame boundary instead of dying mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if native_threads:  # BLAS/OpenMP threads spinning on shared cores: see executors/native_threads.py
+        from .executors.native_threads import limit_native_threads
+
+        limit_native_threads(native_threads)
     global _cancel_event, _progress_queue
     _cancel_event, _progress_queue = cancel_event, progress_queue
 
@@ -188,18 +193,27 @@ def execute_fov(plan: Plan, fov: int, report: Callable[[str, int, int], None],
 
 def execute(plan: Plan, progress: ProgressCallback | None = None, workers: int | None = None) -> RunSummary:
     """Process every planned FOV; returns the per-FOV outcomes."""
+    if plan.config.execution.executor != "local":
+        from .executors import open_executor
+
+        with open_executor(plan) as executor:
+            return executor.run(plan, progress)
     workers = min(workers or plan.config.execution.workers, len(plan.fovs)) or 1
     summary = RunSummary()
     progress = progress or (lambda *a: None)
     if workers == 1:
+        from .executors.native_threads import limited_native_threads, native_threads_per_task
+
         cancel = {"set": False}
         try:
-            for fov in plan.fovs:
-                outcome = execute_fov(plan, fov, lambda s, d, t, f=fov: progress(f, s, d, t), lambda: cancel["set"])
-                summary.outcomes.append(outcome)
-                if outcome.status == "cancelled":
-                    summary.interrupted = True
-                    break
+            with limited_native_threads(native_threads_per_task()):
+                for fov in plan.fovs:
+                    outcome = execute_fov(plan, fov, lambda s, d, t, f=fov: progress(f, s, d, t),
+                                          lambda: cancel["set"])
+                    summary.outcomes.append(outcome)
+                    if outcome.status == "cancelled":
+                        summary.interrupted = True
+                        break
         except KeyboardInterrupt:
             summary.interrupted = True
         return summary
@@ -207,8 +221,10 @@ def execute(plan: Plan, progress: ProgressCallback | None = None, workers: int |
     ctx = mp.get_context("spawn")
     cancel_event, queue = ctx.Event(), ctx.Queue()
     config_data = plan.config.model_dump(mode="json")
+    from .executors.native_threads import native_threads_per_task
+
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(cancel_event, queue))
+                               initargs=(cancel_event, queue, native_threads_per_task()))
     futures = {pool.submit(_process_fov, config_data, fov): fov for fov in plan.fovs}
     pending = set(futures)
     try:
@@ -258,6 +274,12 @@ def _result(future: Any, fov: int) -> FovOutcome:
 def run_config(config: RunConfig, *, overwrite: bool = False, progress: ProgressCallback | None = None,
                registry: Registry | None = None) -> RunSummary:
     """Validate, prepare the output and process every FOV (the API behind ``pyama run``)."""
-    plan = plan_run(config, registry)
-    prepare_output(plan, overwrite)
-    return execute(plan, progress)
+    from .executors import open_executor
+
+    # The lease keeps a second run off this output until this one ends (taken before the
+    # slow checks so that a second run is refused at once; nothing is written on error).
+    with acquire_lease(config.output):
+        plan = plan_run(config, registry)
+        with open_executor(plan) as executor:
+            prepare_output(plan, overwrite)
+            return executor.run(plan, progress)

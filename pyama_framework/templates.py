@@ -25,6 +25,6 @@ extraction:
 cropping: {enabled: true, padding: 5}
 caching: {enabled: true}
 storage: {codec: lz4, level: 5}             # or zstd (smaller, slower), gzip, none
-execution: {executor: local, workers: 2}
+execution: {executor: local, workers: 2}   # or {executor: dask, address: null, workers: 4}: docs/cluster.md
 copy_only: false
 """
