@@ -36,7 +36,7 @@ from .extract import traces_path
 from .viewing import half, normalise, sample_frames, subsample, subsampled_range, to_uint8
 
 STAGE = "crop"
-SHARD_BYTES = 32 * 2**20  # uncompressed crops per shard: held in memory at once while writing
+SHARD_BYTES = 8 * 2**20  # uncompressed crops per shard: zarr holds ~3 copies of one while writing (peak RSS)
 
 
 def _cell_table(ctx: FovContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
