@@ -7,6 +7,16 @@ Each T is measured in a fresh process so the peaks do not mix.
 
     python benchmarks/pipeline.py                 # T = 30 and T = 60
     python benchmarks/pipeline.py --frames 30     # one size only
+    python benchmarks/pipeline.py --frames 30 --baseline /tmp/main --repeats 3
+        # A/B: this code against another checkout's (its folder with pyama_framework/ and
+        # pyama_builtin/), alternated in one session; medians per stage and their ratio
+    python benchmarks/pipeline.py --size 1024 --pyama-core PATH --repeats 3
+        # whole processes: `pyama run` against pyama-core 0.1.0's own functions run on the
+        # same file (PATH: pyama-core/src of a checkout), alternated; medians and the ratio
+
+Per stage it reports the wall seconds per frame (from the stage records) and the CPU
+seconds per frame of the process while the stage ran (less sensitive to other jobs on a
+shared machine).
 
 pyama-core 0.1.0 on the same kind of FOV (shared/spec/pyama-core-facts.md): 353 s for the
 pipeline (~11.8 s/frame), 3.0 GB peak RSS. Targets: <= 0.4 s/frame, <= 500 MB, flat in T.
@@ -16,6 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import statistics
 import resource
 import subprocess
 import sys
@@ -24,7 +37,8 @@ import threading
 import time
 from pathlib import Path
 
-WORKLOAD = {"height": 2048, "width": 2048, "n_cells": 600}
+WORKLOADS = {2048: {"height": 2048, "width": 2048, "n_cells": 600},
+             1024: {"height": 1024, "width": 1024, "n_cells": 150}}
 # The stages pyama-core's published timing covers (its own segmentation, tracking,
 # background and extraction functions); copy, crop and cache come on top.
 CORE_STAGES = ("segment", "track", "background", "extract")
@@ -38,14 +52,24 @@ def rss_mb() -> float:
     return 0.0
 
 
-def make_input(folder: Path, frames: int) -> Path:
+def make_input(folder: Path, frames: int, size: int = 2048) -> Path:
     from pyama_framework.testing.synthetic import SyntheticScene, write_ome_tiff
 
-    path = folder / f"bench_{frames}.ome.tif"
+    path = folder / (f"bench_{frames}.ome.tif" if size == 2048 else f"bench_{size}_{frames}.ome.tif")
     if not path.exists():
-        scene = SyntheticScene(n_frames=frames, n_fluorescence=1, seed=7, **WORKLOAD)
+        scene = SyntheticScene(n_frames=frames, n_fluorescence=1, seed=7, **WORKLOADS[size])
         write_ome_tiff(path, [scene])
     return path
+
+
+def run_config_data(input_path: Path, output: Path) -> dict:
+    return {
+        "input": str(input_path), "output": str(output),
+        "channels": {"pc": {"channel": 0, "features": ["area", "aspect_ratio"]},
+                     "fl": [{"channel": 1, "features": ["intensity_total", "intensity_mean"]}]},
+        "extraction": {"min_frames": 1},
+        "execution": {"workers": 1},
+    }
 
 
 def measure(input_path: Path, output: Path, frames: int) -> dict:
@@ -53,14 +77,11 @@ def measure(input_path: Path, output: Path, frames: int) -> dict:
     from pyama_framework.config import RunConfig
     from pyama_framework.runner import execute, plan_run, prepare_output
 
-    config = RunConfig.model_validate({
-        "input": str(input_path), "output": str(output),
-        "channels": {"pc": {"channel": 0, "features": ["area", "aspect_ratio"]},
-                     "fl": [{"channel": 1, "features": ["intensity_total", "intensity_mean"]}]},
-        "extraction": {"min_frames": 1},
-        "execution": {"workers": 1},
-    })
+    shutil.rmtree(output, ignore_errors=True)  # a complete output would only be resumed
+    config = RunConfig.model_validate(run_config_data(input_path, output))
     current = {"stage": "setup"}
+    cpu: dict[str, float] = {}
+    last = {"stage": "setup", "cpu": time.process_time()}
     peaks: dict[str, float] = {}
     stop = threading.Event()
 
@@ -72,6 +93,10 @@ def measure(input_path: Path, output: Path, frames: int) -> dict:
 
     def progress(fov, stage, done, total):
         current["stage"] = stage
+        if stage != last["stage"]:  # CPU seconds of the process, charged to the stage that ran
+            now = time.process_time()
+            cpu[last["stage"]] = cpu.get(last["stage"], 0.0) + now - last["cpu"]
+            last.update(stage=stage, cpu=now)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -80,6 +105,7 @@ def measure(input_path: Path, output: Path, frames: int) -> dict:
     prepare_output(plan, overwrite=True)
     summary = execute(plan, progress)
     total = time.perf_counter() - started
+    cpu[last["stage"]] = cpu.get(last["stage"], 0.0) + time.process_time() - last["cpu"]
     stop.set()
     sampler.join()
     outcome = summary.outcomes[0]
@@ -88,37 +114,153 @@ def measure(input_path: Path, output: Path, frames: int) -> dict:
     stages = {}
     for record in sorted(records.glob("*.json"), key=lambda p: p.stat().st_mtime):
         seconds = json.loads(record.read_text())["seconds"]
-        stages[record.stem] = {"s_per_frame": seconds / frames, "peak_rss_mb": peaks.get(record.stem, 0.0)}
+        stages[record.stem] = {"s_per_frame": seconds / frames, "peak_rss_mb": peaks.get(record.stem, 0.0),
+                               "cpu_per_frame": cpu.get(record.stem, 0.0) / frames}
     return {"frames": frames, "stages": stages, "total_s": total, "s_per_frame": total / frames,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "cells": outcome.info.get("extract_cells")}
 
 
+def run_pyama_core(src: Path, input_path: Path) -> None:
+    """pyama-core 0.1.0's own segmentation, tracking, background and extraction functions
+    on the file's first FOV, as its workflow calls them (whole stacks in memory). Its
+    workflow reads through bioio; here tifffile reads the same pixels. The modules are
+    loaded by file path: the packages' ``__init__`` files import cellpose and btrack."""
+    import importlib.util
+
+    import numpy as np
+    import tifffile
+
+    sys.path.insert(0, str(src))
+
+    def function(relative: str, name: str):
+        spec = importlib.util.spec_from_file_location(relative.replace("/", "_"), src / "pyama_core" / relative)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return getattr(module, name)
+
+    segment_cell = function("processing/segmentation/logstd.py", "segment_cell")
+    track_cell = function("processing/tracking/iou.py", "track_cell")
+    estimate_background = function("processing/background/run.py", "estimate_background")
+    from pyama_core.processing.extraction.run import extract_trace
+
+    stack = tifffile.imread(input_path)  # (T, C, H, W) for one FOV
+    phase, fluorescence = stack[:, 0].astype(np.float32), stack[:, 1].astype(np.float32)
+    masks = np.zeros(phase.shape, dtype=bool)
+    segment_cell(phase, masks)
+    tracked = np.zeros(phase.shape, dtype=np.uint16)
+    track_cell(masks, tracked)
+    background = np.zeros(fluorescence.shape, dtype=np.float32)
+    estimate_background(fluorescence, masks, background)
+    times = np.arange(len(phase), dtype=np.float64) * 600.0
+    traces = extract_trace(fluorescence, tracked, times, background)
+    print(json.dumps({"cells": int(traces["cell"].nunique()) if len(traces) else 0}))
+
+
+def timed(command: list[str], env: dict | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    return time.perf_counter() - started
+
+
+def whole_process(args: argparse.Namespace, frames: int) -> None:
+    """`pyama run` against pyama-core on the same file, fresh processes, alternated."""
+    path = make_input(args.workdir, frames, args.size)
+    config = args.workdir / f"run_{args.size}_{frames}.yaml"
+    output = args.workdir / f"cli_{args.size}_{frames}"
+    config.write_text(json.dumps(run_config_data(path, output)))  # JSON is YAML
+    ours, theirs = [], []
+    for _ in range(args.repeats):
+        shutil.rmtree(output, ignore_errors=True)
+        ours.append(timed([sys.executable, "-m", "pyama_framework", "run", str(config)]))
+        theirs.append(timed([sys.executable, __file__, "--core-child", str(path), "--pyama-core", str(args.pyama_core)]))
+    a, b = statistics.median(ours), statistics.median(theirs)
+    print(f"\n{args.size} x {args.size}, {WORKLOADS[args.size]['n_cells']} cells, T = {frames}, whole processes, "
+          f"medians of {args.repeats} alternated runs")
+    print(f"pyama run (all stages, crops, levels): {a:.1f} s   runs: {', '.join(f'{v:.1f}' for v in ours)}")
+    print(f"pyama-core 0.1.0 (its four stages):    {b:.1f} s   runs: {', '.join(f'{v:.1f}' for v in theirs)}")
+    print(f"ratio: {b / a:.1f}x")
+
+
+def child_report(args: argparse.Namespace, frames: int, code: Path | None) -> dict:
+    """One measured run in a fresh process; ``code``: a checkout to run instead of this one."""
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")])
+    label = "base" if code is not None else "this"
+    result = subprocess.run([sys.executable, __file__, "--child", str(frames), "--size", str(args.size),
+                             "--workdir", str(args.workdir), "--label", label],
+                            capture_output=True, text=True, check=True, env=env)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def print_report(report: dict, frames: int, size: int) -> None:
+    print(f"\n{size} x {size}, {WORKLOADS[size]['n_cells']} cells, T = {frames}: {report['cells']} cells traced")
+    print(f"{'stage':<12}{'s/frame':>10}{'CPU s/frame':>13}{'peak RSS MB':>14}")
+    for stage, row in report["stages"].items():
+        print(f"{stage:<12}{row['s_per_frame']:>10.3f}{row.get('cpu_per_frame', 0.0):>13.3f}{row['peak_rss_mb']:>14.0f}")
+    core = sum(report["stages"][s]["s_per_frame"] for s in CORE_STAGES if s in report["stages"])
+    print(f"{'core stages':<12}{core:>10.3f}{'':>27}   (segment+track+background+extract: "
+          f"what pyama-core's 11.8 s/frame covers)")
+    print(f"{'pipeline':<12}{report['s_per_frame']:>10.3f}{'':>13}{report['peak_rss_mb']:>14.0f}"
+          f"   (all stages, {report['total_s']:.1f} s; pyama-core: 3000 MB)")
+
+
+def compare(args: argparse.Namespace, frames: int) -> None:
+    """This code against ``--baseline``, alternated; medians per stage."""
+    runs = {"base": [], "this": []}
+    for _ in range(args.repeats):
+        runs["base"].append(child_report(args, frames, args.baseline))
+        runs["this"].append(child_report(args, frames, None))
+    stages = list(dict.fromkeys(s for r in runs["base"] + runs["this"] for s in r["stages"]))
+
+    def median(key: str, stage: str | None, field: str) -> float:
+        if stage is None:
+            return statistics.median(r[field] for r in runs[key])
+        return statistics.median(r["stages"].get(stage, {}).get(field, 0.0) for r in runs[key])
+
+    print(f"\n{args.size} x {args.size}, T = {frames}: medians of {args.repeats} alternated runs "
+          f"(base = {args.baseline})")
+    print(f"{'stage':<12}{'base s/fr':>10}{'this s/fr':>10}{'ratio':>7}{'base CPU':>10}{'this CPU':>10}{'ratio':>7}")
+    for stage in stages + [None]:
+        b, t = median("base", stage, "s_per_frame"), median("this", stage, "s_per_frame")
+        bc = median("base", stage, "cpu_per_frame") if stage else 0.0
+        tc = median("this", stage, "cpu_per_frame") if stage else 0.0
+        ratio = lambda x, y: f"{y / x:>7.2f}" if x else f"{'-':>7}"
+        print(f"{stage or 'pipeline':<12}{b:>10.3f}{t:>10.3f}{ratio(b, t)}{bc:>10.3f}{tc:>10.3f}{ratio(bc, tc)}")
+    print(f"{'peak RSS MB':<12}{median('base', None, 'peak_rss_mb'):>10.0f}{median('this', None, 'peak_rss_mb'):>10.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs="*", default=[30, 60])
+    parser.add_argument("--size", type=int, choices=sorted(WORKLOADS), default=2048,
+                        help="frame side: 2048 (600 cells) or 1024 (150 cells)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "pyama-bench")
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare with, alternated")
+    parser.add_argument("--pyama-core", type=Path, help="pyama-core/src of a pyama checkout: whole-process comparison")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--label", default="this", help=argparse.SUPPRESS)
+    parser.add_argument("--core-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    if args.core_child:
+        run_pyama_core(args.pyama_core, args.core_child)
+        return
     if args.child:
-        path = make_input(args.workdir, args.child)
-        print(json.dumps(measure(path, args.workdir / f"out_{args.child}", args.child)))
+        path = make_input(args.workdir, args.child, args.size)
+        output = args.workdir / f"out_{args.label}_{args.size}_{args.child}"
+        print(json.dumps(measure(path, output, args.child)))
         return
     for frames in args.frames:
-        make_input(args.workdir, frames)  # generated outside the measured process
-        result = subprocess.run([sys.executable, __file__, "--child", str(frames), "--workdir", str(args.workdir)],
-                                capture_output=True, text=True, check=True)
-        report = json.loads(result.stdout.strip().splitlines()[-1])
-        print(f"\n2048 x 2048, 600 cells, T = {frames}: {report['cells']} cells traced")
-        print(f"{'stage':<12}{'s/frame':>10}{'peak RSS MB':>14}")
-        for stage, row in report["stages"].items():
-            print(f"{stage:<12}{row['s_per_frame']:>10.3f}{row['peak_rss_mb']:>14.0f}")
-        core = sum(report["stages"][s]["s_per_frame"] for s in CORE_STAGES if s in report["stages"])
-        print(f"{'core stages':<12}{core:>10.3f}{'':>14}   (segment+track+background+extract: "
-              f"what pyama-core's 11.8 s/frame covers)")
-        print(f"{'pipeline':<12}{report['s_per_frame']:>10.3f}{report['peak_rss_mb']:>14.0f}"
-              f"   (all stages, {report['total_s']:.1f} s; pyama-core: 3000 MB)")
+        make_input(args.workdir, frames, args.size)  # generated outside the measured process
+        if args.pyama_core:
+            whole_process(args, frames)
+        elif args.baseline:
+            compare(args, frames)
+        else:
+            print_report(child_report(args, frames, None), frames, args.size)
 
 
 if __name__ == "__main__":

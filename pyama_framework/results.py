@@ -260,7 +260,7 @@ class Results:
             raise ResultsError(f"FOV {fov} of {self.path}: {crop}")
         geometry = self.geometry(fov)
         names = list(crop.arrays)
-        data = da.stack([da.from_zarr(a) for a in crop.arrays.values()], axis=1)
+        data = da.stack(list(crop.arrays.values()), axis=1)
         (y0, x0, _, _), scale = crop.window, 2 ** level
         px, unit = (geometry.pixel_size_um, "µm") if geometry.pixel_size_um else (1.0, "pixel")
         _, _, h, w = data.shape
@@ -280,7 +280,7 @@ def _stack_keys(name: str, level: int) -> list[str]:
 
 @dataclass
 class Crop:
-    arrays: dict[str, Any]        # stack name -> zarr array (t, h, w)
+    arrays: dict[str, Any]        # stack name -> dask array (t, h, w)
     window: np.ndarray            # [y0, x0, y1, x1) in the frame
     present: np.ndarray           # (t,) bool
 
@@ -288,8 +288,10 @@ class Crop:
 def read_crop(fov_root: Path, cell: int, level: int, channels: list[str]) -> Crop | str:
     """Open (metadata only) one cell's crops in ``cells.zarr``; a reason string when absent.
 
-    The one place that knows the cells.zarr layout (``<channel>/<cell>/<level>`` and
-    ``metadata/{cell_ids, windows, valid_frames}``)."""
+    The one place here that knows the cells.zarr layout (``<channel>/<level>`` arrays
+    ``(N, T, H, W)``, row ``i`` = ``metadata/cell_ids[i]`` in its window's top-left corner;
+    see :mod:`pyama_framework.cells`)."""
+    import dask.array as da
     import zarr
 
     cells = fov_root / "cells.zarr"
@@ -302,8 +304,12 @@ def read_crop(fov_root: Path, cell: int, level: int, channels: list[str]) -> Cro
         shown = ", ".join(map(str, ids[:10])) + (" ..." if len(ids) > 10 else "")
         return f"no crop of cell {cell}; the traced cells are: {shown or 'none'}"
     row = int(hit[0])
-    arrays = {name: zarr.open_array(cells / name / str(cell) / str(level), mode="r")
-              for name in channels if (cells / name / str(cell) / str(level) / "zarr.json").is_file()}
+    window = np.asarray(meta["windows"][row])
+    h, w = int(window[2] - window[0]), int(window[3] - window[1])
+    if level == 1:
+        h, w = max(h // 2, 1), max(w // 2, 1)
+    arrays = {name: da.from_zarr(zarr.open_array(cells / name / str(level), mode="r"))[row, :, :h, :w]
+              for name in channels if (cells / name / str(level) / "zarr.json").is_file()}
     if not arrays:
         return f"cell {cell} has no crop at level {level}"
-    return Crop(arrays, np.asarray(meta["windows"][row]), np.asarray(meta["valid_frames"][row]))
+    return Crop(arrays, window, np.asarray(meta["valid_frames"][row]))

@@ -7,7 +7,7 @@ Layout (spec "Output Structure")::
     <output>/fov_000/images.zarr/<channel>/1      (T, H/2, W/2) uint8 visualisation level
     <output>/fov_000/images.zarr/pc_ch_C/labels/seg_{labeled,tracked}_ch_C/{0,1}   (OME-NGFF labels)
     <output>/fov_000/cells.zarr/metadata/{cell_ids, bboxes, valid_frames}
-    <output>/fov_000/cells.zarr/<channel>/<cell_id>/{0,1}
+    <output>/fov_000/cells.zarr/<channel>/{0,1}        (N, T, H, W): every cell's crop, a chunk per cell
     <output>/fov_000/<basename>_fov_000_traces.csv
     <output>/fov_000/.pyama/<stage>.json          completion records
 

@@ -116,7 +116,7 @@ def test_worker_killed_mid_fov_run_completes_identical_to_local(tmp_path, schedu
         workers[0].wait()
         _, stderr = run.communicate(timeout=300)
         assert run.returncode == 0, stderr
-        assert "dask scheduler tcp://" in stderr and "dashboard" in stderr
+        assert "dask scheduler tcp://" in stderr and "(2 worker(s) now); no dashboard" in stderr
         assert f"{N_FOVS} of {N_FOVS} FOV(s) complete" in stderr
         for fov in range(N_FOVS):  # progress of every FOV's stages reached the client
             assert f"fov {fov:03d}: extract done" in stderr or f"fov {fov:03d}: extract already complete" in stderr
@@ -166,7 +166,7 @@ def test_failing_plugin_fails_its_fov_only_on_a_local_cluster(tmp_path):
                           execution={"executor": "dask", "workers": 2})
     result = pyama("run", str(config), env={"PYTHONPATH": str(site)})
     assert result.returncode == 1, result.stderr
-    assert "dask local cluster, 2 worker(s)" in result.stderr
+    assert "dask local cluster, 2 worker(s)" in result.stderr and "; dashboard http://" in result.stderr
     assert "FOV 1 failed" in result.stderr and "no contrast" in result.stderr
     assert "2 of 3 FOV(s) complete" in result.stderr
     out = tmp_path / "out"

@@ -17,6 +17,7 @@ import yaml
 import zarr
 
 from conftest import make_distribution, pyama, read_frames, small_scene, write_config
+from pyama_framework.cells import read_crop
 
 TRACES = "fov_{0:03d}/movie_fov_{0:03d}_traces.csv"
 
@@ -59,16 +60,16 @@ def test_full_run_layout_and_provenance(tmp_path, two_fov_file):
         ids = cells["metadata/cell_ids"][:]
         assert sorted(ids) == sorted(traces["cell"].unique())
         assert cells["metadata/bboxes"].shape == (len(ids), 6, 4)
-        crop = cells[f"fl_ch_1/{ids[0]}/0"]
-        assert crop.dtype == np.float32 and 0 <= crop[:].min() and crop[:].max() <= 1
+        crop = read_crop(out / f"fov_{fov:03d}", "fl_ch_1", ids[0])
+        assert crop.dtype == np.float32 and 0 <= crop.min() and crop.max() <= 1
         # a phase crop is the raw window, linearly normalised (exact where not clipped)
         y0, x0, y1, x1 = cells["metadata/windows"][len(ids) // 2]
-        pc_crop = cells[f"pc_ch_0/{ids[len(ids) // 2]}/0"][:]
+        pc_crop = read_crop(out / f"fov_{fov:03d}", "pc_ch_0", ids[len(ids) // 2])
         window = raw[:, y0:y1, x0:x1].astype(np.float64)
         inside = (pc_crop > 0) & (pc_crop < 1)
         slope, intercept = np.polyfit(window[inside], pc_crop[inside], 1)
         np.testing.assert_allclose(slope * window[inside] + intercept, pc_crop[inside], atol=1e-5)
-        assert cells[f"pc_ch_0/{ids[0]}/1"].dtype == np.uint8
+        assert read_crop(out / f"fov_{fov:03d}", "pc_ch_0", ids[0], level=1).dtype == np.uint8
     saved = yaml.safe_load((out / "processing_config.yaml").read_text())
     assert saved["reader"] == "tiff" and saved["segmentation"]["params"]["window_size"] == 3
     plugins = saved["provenance"]["plugins"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .context import FovContext, StageError, background_name, raw_name, seg_labeled_name
+from .levels import LevelWriter
 
 STAGE = "background"
 
@@ -20,13 +21,20 @@ def run(ctx: FovContext) -> None:
     for channel in channels:
         raw = ctx.store.stack(raw_name(ctx, channel))
         out = ctx.store.create_stack(background_name(channel), raw.shape, np.float32)
-        for t in range(ctx.n_frames):
-            try:
-                background = np.asarray(estimate(raw[t], labels[t], **kwargs))
-            except Exception as exc:
-                raise StageError(f"{who} failed on channel {channel}, frame {t}: {type(exc).__name__}: {exc}") from exc
-            if background.shape != ctx.frame_shape:
-                raise StageError(f"{who} returned shape {background.shape}, expected {ctx.frame_shape}")
-            out[t] = background.astype(np.float32, copy=False)
-            done += 1
-            ctx.tick(STAGE, done, total)
+        level = LevelWriter(ctx, background_name(channel), out.shape, out.dtype, labels=False)
+        try:
+            for t in range(ctx.n_frames):
+                try:
+                    background = np.asarray(estimate(raw[t], labels[t], **kwargs))
+                except Exception as exc:
+                    raise StageError(f"{who} failed on channel {channel}, frame {t}: {type(exc).__name__}: {exc}") from exc
+                if background.shape != ctx.frame_shape:
+                    raise StageError(f"{who} returned shape {background.shape}, expected {ctx.frame_shape}")
+                background = background.astype(np.float32, copy=False)
+                out[t] = background
+                level.add(t, background)
+                done += 1
+                ctx.tick(STAGE, done, total)
+            level.finish()
+        finally:
+            level.close()

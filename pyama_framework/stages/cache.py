@@ -1,8 +1,10 @@
 """Stage 7: the /1/ visualisation level (uint8, half size) of every stack in images.zarr.
 
 Intensity stacks are percentile-normalised over frames sampled across the movie; label
-stacks are scaled by their largest label. Non-critical: the runner turns a failure here into
-a warning.
+stacks are scaled by their largest label. The stages that write a stack make its level
+while its frames stream by (:mod:`.levels`); this stage only fills in the levels that are
+missing (a stack written while ``caching`` was off, or by an older version), by reading
+the stack again. Non-critical: the runner turns a failure here into a warning.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .context import FovContext
+from .levels import level_complete
 from .viewing import half, half_labels, intensity_range, normalise, sample_frames, to_uint8
 
 STAGE = "cache"
@@ -19,8 +22,8 @@ def _is_labels(name: str) -> bool:
     return name.startswith("seg_")
 
 
-def run(ctx: FovContext) -> None:
-    names = ctx.store.stack_names()
+def run(ctx: FovContext) -> dict:
+    names = [name for name in ctx.store.stack_names() if not level_complete(ctx, name)]
     done, total = 0, len(names) * ctx.n_frames
     for name in names:
         stack = ctx.store.stack(name)
@@ -41,3 +44,5 @@ def run(ctx: FovContext) -> None:
                 out[t] = to_uint8(normalise(half(stack[t]), lo, hi))
                 done += 1
                 ctx.tick(STAGE, done, total)
+        out.attrs["complete"] = True  # a level cut short by a killed run is redone
+    return {"levels_filled": len(names)}

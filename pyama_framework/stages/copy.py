@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .context import FovContext, raw_name
+from .levels import LevelWriter
 
 STAGE = "copy"
 
@@ -36,9 +37,18 @@ def run(ctx: FovContext) -> None:
     channels = ctx.config.channels.all_indices()
     stacks = {c: ctx.store.create_stack(raw_name(ctx, c), (ctx.n_frames, *ctx.frame_shape), stored_dtype(ctx))
               for c in channels}
-    # Time-major: formats that interleave channels within a time point (ND2) read each
-    # image once instead of once per channel.
-    for t in range(ctx.n_frames):
-        for channel in channels:
-            stacks[channel][t] = read_plane(ctx, t, channel)
-        ctx.tick(STAGE, t + 1, ctx.n_frames)
+    levels = {c: LevelWriter(ctx, raw_name(ctx, c), stacks[c].shape, stacks[c].dtype, labels=False) for c in channels}
+    try:
+        # Time-major: formats that interleave channels within a time point (ND2) read each
+        # image once instead of once per channel.
+        for t in range(ctx.n_frames):
+            for channel in channels:
+                plane = read_plane(ctx, t, channel)
+                stacks[channel][t] = plane
+                levels[channel].add(t, plane)
+            ctx.tick(STAGE, t + 1, ctx.n_frames)
+        for level in levels.values():
+            level.finish()
+    finally:
+        for level in levels.values():
+            level.close()

@@ -7,6 +7,7 @@ import inspect
 import numpy as np
 
 from .context import FovContext, StageError, as_label_image, raw_name, seg_labeled_name
+from .levels import LevelWriter
 
 STAGE = "segment"
 
@@ -20,14 +21,20 @@ def run(ctx: FovContext) -> None:
     who = f"segmenter '{selected.registration.name}'"
     phase = ctx.store.stack(raw_name(ctx, ctx.config.channels.pc.channel))
     out = ctx.store.create_stack(seg_labeled_name(ctx), phase.shape, np.uint16)
+    level = LevelWriter(ctx, seg_labeled_name(ctx), out.shape, out.dtype, labels=True)
     top = 0
-    for t in range(ctx.n_frames):
-        try:
-            labels = segment(phase[t], **kwargs)
-        except Exception as exc:
-            raise StageError(f"{who} failed on frame {t}: {type(exc).__name__}: {exc}") from exc
-        labels = as_label_image(labels, ctx.frame_shape, who)
-        out[t] = labels
-        top = max(top, int(labels.max(initial=0)))
-        ctx.tick(STAGE, t + 1, ctx.n_frames)
-    out.attrs["max_label"] = top  # lets the viewing level scale labels without a second pass
+    try:
+        for t in range(ctx.n_frames):
+            try:
+                labels = segment(phase[t], **kwargs)
+            except Exception as exc:
+                raise StageError(f"{who} failed on frame {t}: {type(exc).__name__}: {exc}") from exc
+            labels = as_label_image(labels, ctx.frame_shape, who)
+            out[t] = labels
+            level.add(t, labels)
+            top = max(top, int(labels.max(initial=0)))
+            ctx.tick(STAGE, t + 1, ctx.n_frames)
+        out.attrs["max_label"] = top  # lets a viewing level scale labels without a second pass
+        level.finish(top)
+    finally:
+        level.close()

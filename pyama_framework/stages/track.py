@@ -15,6 +15,7 @@ import numpy as np
 from ..store import atomic_write_text
 from ..types import TrackedFrame
 from .context import Cancelled, FovContext, StageError, label_image_and_ids, seg_labeled_name, seg_tracked_name
+from .levels import LevelWriter
 
 STAGE = "track"
 TRACKS_FILENAME = "tracks.csv"
@@ -67,6 +68,7 @@ def run(ctx: FovContext) -> dict:
             yield labeled[t]
 
     written, top = 0, 0
+    level = LevelWriter(ctx, seg_tracked_name(ctx), out.shape, out.dtype, labels=True)
     try:
         for t, item in enumerate(track(frames(), **selected.kwargs())):
             if t >= ctx.n_frames:
@@ -75,6 +77,7 @@ def run(ctx: FovContext) -> dict:
             tracked, cells = label_image_and_ids(tracked, ctx.frame_shape, who)
             lineage.add(t, cells, parents, who)
             out[t] = tracked
+            level.add(t, tracked)
             top = max(top, int(cells[-1]) if cells.size else 0)
             written = t + 1
             ctx.tick(STAGE, written, ctx.n_frames)
@@ -82,8 +85,12 @@ def run(ctx: FovContext) -> dict:
         raise
     except Exception as exc:
         raise StageError(f"{who} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if written != ctx.n_frames:
+            level.close()  # failed or interrupted: no level, no scratch file left behind
     if written != ctx.n_frames:
         raise StageError(f"{who} yielded {written} frames for {ctx.n_frames} inputs")
-    out.attrs["max_label"] = top  # lets the viewing level scale labels without a second pass
+    out.attrs["max_label"] = top  # lets a viewing level scale labels without a second pass
+    level.finish(top)
     atomic_write_text(tracks_path(ctx), lineage.to_csv())
     return {"tracks": len(lineage.first), "divisions": len(lineage.parent)}

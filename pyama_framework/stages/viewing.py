@@ -23,9 +23,18 @@ def intensity_range(frames: Iterable[np.ndarray]) -> tuple[float, float]:
 
     ``frames`` may be a generator: each frame is subsampled as it arrives, so only one full
     frame is held at a time."""
-    values = np.concatenate([np.asarray(f[::PIXEL_STRIDE, ::PIXEL_STRIDE], dtype=np.float32).ravel()
-                             for f in frames])
-    lo, hi = np.percentile(values, PERCENTILES)
+    return subsampled_range([subsample(f) for f in frames])
+
+
+def subsample(frame: np.ndarray) -> np.ndarray:
+    """The pixels :func:`intensity_range` reads from a frame (float32, a copy): keep these
+    while frames stream by and pass them to :func:`subsampled_range` at the end."""
+    return np.asarray(frame[::PIXEL_STRIDE, ::PIXEL_STRIDE], dtype=np.float32).ravel()
+
+
+def subsampled_range(samples: list[np.ndarray]) -> tuple[float, float]:
+    """:func:`intensity_range` from the :func:`subsample` of each frame."""
+    lo, hi = np.percentile(np.concatenate(samples), PERCENTILES)
     if hi <= lo:
         hi = lo + 1.0
     return float(lo), float(hi)
