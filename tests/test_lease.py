@@ -151,16 +151,38 @@ def _traces(out: Path) -> dict[str, bytes]:
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.glob("fov_*/*_traces.csv"))}
 
 
+# The default segmenter, at least 0.25 s per frame: the first run is still running when the
+# second starts, however fast the machine.
+UNHURRIED = """
+import time
+from pyama_framework import SegmenterRegistration, hookimpl
+
+def segment_slowly(image):
+    from pyama_builtin.segmentation.logstd import segment_logstd
+    from pyama_builtin.segmentation import LogStdParams
+    time.sleep(0.25)
+    return segment_logstd(image, **LogStdParams().model_dump())
+
+@hookimpl
+def pyama_segmenters():
+    yield SegmenterRegistration(name="unhurried", summary="logstd, slowly", implementation=segment_slowly)
+"""
+
+
 def test_second_run_started_4_s_later_is_refused_and_the_first_completes(tmp_path):
     """The issue's scenario: two `pyama run` on one output, 4 s apart."""
-    from conftest import pyama, write_config
+    from conftest import make_distribution, pyama, write_config
 
+    site = make_distribution(tmp_path / "site", "lab-unhurried", "0.1", {"unhurried": "lab_unhurried"},
+                             {"lab_unhurried.py": UNHURRIED})
+    env = {"PYTHONPATH": str(site)}
     movie = _movie(tmp_path)
+    slow = {"segmentation": {"method": "unhurried", "params": {}}}
     (tmp_path / "ref").mkdir()
-    assert pyama("run", str(write_config(tmp_path / "ref", movie))).returncode == 0
-    config = write_config(tmp_path, movie)
+    assert pyama("run", str(write_config(tmp_path / "ref", movie, **slow)), env=env).returncode == 0
+    config = write_config(tmp_path, movie, **slow)
     first = subprocess.Popen([sys.executable, "-m", "pyama_framework", "run", str(config)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
     time.sleep(4)
     out = tmp_path / "out"
     saved = out / "processing_config.yaml"
@@ -169,7 +191,7 @@ def test_second_run_started_4_s_later_is_refused_and_the_first_completes(tmp_pat
         time.sleep(0.05)  # (a loaded machine may take longer than 4 s to start)
     assert first.poll() is None, "the first run should still be running"
     config_written, records = saved.stat().st_mtime_ns, sorted(out.glob("fov_*/.pyama/*.json"))
-    second = pyama("run", str(config))
+    second = pyama("run", str(config), env=env)
     assert second.returncode == 2
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1, second.stderr
