@@ -136,7 +136,8 @@ def _acquire_file_lease(output: str) -> FileLease:
         except OSError as exc:
             os.close(fd)
             if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
+                raise OutputError(f"output {root}: this filesystem cannot lock {LOCK_FILENAME} ({exc.strerror}); "
+                                  f"mount it with lock support or use an object-store output") from None
             raise _in_use(str(root), _read_lock_holder(path)) from None
         # The previous holder may have unlinked the file between our open and our lock:
         # then we locked an orphan and must lock the file that is there now.

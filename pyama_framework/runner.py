@@ -6,7 +6,11 @@ Order of events (nothing is written before step 4):
 2. choose and open the reader, check channels, FOVs and Z against the file's metadata;
 3. check the output folder: empty, or made by a compatible config (else ``--overwrite``);
 4. write ``processing_config.yaml`` (resolved config + plugin provenance);
-5. run each FOV's stages (pipeline.run_fov), in worker processes when ``workers > 1``.
+5. run each FOV's stages (pipeline.run_fov), in worker processes when ``workers > 1``, or
+   on a dask cluster (executors/).
+
+Around all of it (``run_config``, ``pyama run``) the run holds the output's lease
+(lease.py): a second run on the same output is refused before step 1.
 
 One failing FOV does not stop the others; the summary says which failed and why.
 Ctrl-C sets a shared flag that every worker checks between frames, so the stage in progress

@@ -49,20 +49,25 @@ class DaskExecutor:
                 raise ExecutorError(
                     f"execution.address: cannot reach the dask scheduler at {execution.address} "
                     f"({' '.join(str(exc).split())}); start it ('dask scheduler') or fix the address") from None
-            where = f"dask scheduler {execution.address}"
+            n_workers = len(self.client.scheduler_info().get("workers", {}))
+            where = f"dask scheduler {execution.address} ({n_workers} worker(s) now"
+            where += "; the FOVs wait until workers join)" if n_workers == 0 else ")"
         else:
             workers = max(1, min(execution.workers, len(plan.fovs)))
             threads = execution.threads_per_worker
-            # Parallelism comes from tasks: one native thread per task (see native_threads.py),
-            # set before a worker process imports anything (dask's nanny sets OMP/MKL/OPENBLAS
-            # to 1 by default; this also covers blosc, numexpr and PYAMA_NATIVE_THREADS).
+            # Parallelism comes from tasks: one native thread per task (see native_threads.py).
+            # dask's nanny sets OMP/MKL/OPENBLAS to 1 before it spawns a worker; this env and
+            # each task's threadpoolctl call cover blosc, numexpr and PYAMA_NATIVE_THREADS.
             self.cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0",
                 silence_logs=logging.ERROR, env=thread_env(native_threads_per_task()))
             self.client = distributed.Client(self.cluster, set_as_default=False)
             self.client.register_plugin(_IgnoreCtrlC(), name="pyama-ignore-ctrl-c")
             where = f"dask local cluster, {workers} worker(s) x {threads} thread(s)"
-        self.description = f"{where}; dashboard {self.client.dashboard_link}"
+        # The scheduler serves a dashboard only with bokeh installed (the [dask] extra has it).
+        has_dashboard = "dashboard" in self.client.scheduler_info().get("services", {})
+        self.description = where + (f"; dashboard {self.client.dashboard_link}" if has_dashboard
+                                    else "; no dashboard (install bokeh where the scheduler runs)")
 
     # ------------------------------------------------------------------ run
     def run(self, plan: "Plan", progress: "ProgressCallback | None" = None) -> "RunSummary":

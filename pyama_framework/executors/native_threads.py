@@ -8,7 +8,8 @@ threads that wait for each other spin instead of sleeping. Measured on a loaded 
 machine (benchmarks/native_threads.py, 2048 x 2048 / 600 cells, medians of A/B rounds): the
 background took 0.42 s/frame with the default pools and 0.09 s/frame with one thread in one
 worker process (4.7x), 0.77 vs 0.16 s/frame with two workers (4.8x); in an earlier run
-1.85 vs 0.22 s/frame (8.3x). That is the issue's "2.4 s in one run, 11 s in another".
+1.85 vs 0.22 s/frame (8.3x). That is the issue's "2.4 s in one run, 11 s in another". On
+nearly idle cores a lone worker gains ~8 % from a second thread (0.024 vs 0.026 s/frame).
 
 So every task runs with one native thread; parallelism comes from running FOVs in
 parallel. ``PYAMA_NATIVE_THREADS`` overrides the number (e.g. for a plugin that runs large
