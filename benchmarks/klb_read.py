@@ -1,6 +1,6 @@
 """Full-volume KLB read time: the ``klb`` reader's numpy/bz2 decoder against pyklb (C++).
 
-A light-sheet-like uint16 volume is written once with pyklb (its default block size, bzip2,
+A camera-like light-sheet uint16 volume is written once with pyklb (its default block size, bzip2,
 as the acquisition pipeline writes them), then read whole, alternating the two readers so
 that machine load hits both alike. Reported: median seconds, MB/s of raw pixels, and the
 ratio ours / pyklb (< 1 = faster than pyklb). Both use the same number of threads.
@@ -22,17 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from pyama_builtin.readers.klb import KlbReader
-from pyama_framework.testing.lightsheet_files import volume
+from pyama_framework.testing.lightsheet_files import lightsheet_plane
 
 
 def synthetic_volume(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
-    """Tile a small light-sheet-like volume up to ``shape`` plane by plane (bounded memory to build)."""
+    """A camera-like light-sheet volume (``lightsheet_plane``: specimen, shot and read noise)."""
     z, y, x = shape
-    tile = volume(min(z, 32), min(y, 512), min(x, 512), seed=seed)
     out = np.empty(shape, dtype=np.uint16)
     for i in range(z):
-        plane = np.tile(tile[i % tile.shape[0]], (-(-y // tile.shape[1]), -(-x // tile.shape[2])))[:y, :x]
-        out[i] = plane + (i % 7)  # planes differ, so no two blocks compress identically
+        out[i] = lightsheet_plane(i, z, y, x, seed)
     return out
 
 
