@@ -66,7 +66,8 @@ def main() -> None:
             tifffile.imwrite(inputs["psc"], movie.images, metadata={"axes": "TYX"})
         for name, path in inputs.items():
             sample, what = sample_of(path, args.planes if name == "lightsheet" else 1000)
-            rows = bench(sample, codecs, frames_per_shard=10, repeats=args.repeats)
+            rows = bench(sample, codecs, frames_per_shard=10, repeats=args.repeats,
+                         progress=lambda c, lvl, sh: print(f"  {name}: {c}-{lvl} {'sharded' if sh else 'no-shard'} done", file=sys.stderr, flush=True))
             results[name] = {"sample": what, "shape": list(sample.shape), "dtype": str(sample.dtype),
                              "rows": [r.as_dict() for r in rows]}
             print(f"\n## {name}: {what}, {sample.shape} {sample.dtype}, {sample.nbytes / 1e6:.1f} MB\n")
