@@ -390,6 +390,7 @@ def demo(out_dir: Path = typer.Argument(Path("pyama-demo"), help="Folder for the
 # The analysis after the pipeline (merge, fit, plot): each module registers its commands on
 # ``app`` when imported, and imports its heavy dependencies only inside the command.
 from . import cli_fit, cli_merge, cli_plot  # noqa: E402,F401
+from . import cli_storage  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -30,6 +30,7 @@ import zarr
 from zarr.codecs import BloscCodec, GzipCodec
 
 from .config import StorageConfig
+from .storage_codecs import shard_shape
 
 CONFIG_FILENAME = "processing_config.yaml"
 RECORDS_DIR = ".pyama"
@@ -54,6 +55,10 @@ def compressors(storage: StorageConfig) -> tuple[Any, ...]:
         return (BloscCodec(cname="lz4", clevel=min(max(storage.level, 1), 9), shuffle="shuffle"),)
     if storage.codec == "gzip":
         return (GzipCodec(level=min(storage.level, 9)),)
+    if storage.codec in ("lz4hc", "bzip2"):
+        from .storage_codecs import codec_chain
+
+        return codec_chain(storage.codec, storage.level)
     return ()
 
 
@@ -101,6 +106,7 @@ class FovStore:
         return group.create_array(
             f"{name}/{level}", shape=shape, dtype=dtype,
             chunks=chunks or (1, *shape[1:]), compressors=self._compressors,
+            shards=shard_shape(chunks or (1, *shape[1:]), self.storage.frames_per_shard),
             overwrite=True, fill_value=0, config=ARRAY_CONFIG,
         )
 
