@@ -416,6 +416,7 @@ def demo(out_dir: Path = typer.Argument(Path("pyama-demo"), help="Folder for the
 from . import cli_fit, cli_merge, cli_plot  # noqa: E402,F401
 from . import cli_plugins_new  # noqa: E402,F401
 from . import cli_report  # noqa: E402,F401
+from . import cli_storage  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console script entry

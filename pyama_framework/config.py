@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, PyamaError
 from .location import parse_output, redacted
@@ -70,9 +70,19 @@ class CachingConfig(_Section):
 
 
 class StorageConfig(_Section):
-    codec: Literal["lz4", "zstd", "gzip", "none"] = Field(
-        "lz4", description="Compression of every array: lz4 (fastest), zstd (smaller files), gzip, none")
+    codec: Literal["lz4", "zstd", "gzip", "none", "lz4hc", "bzip2"] = Field(
+        "lz4", description="Compression of every array: lz4 (fastest), zstd (smaller files), gzip, none, lz4hc, bzip2")
     level: int = Field(5, ge=0, le=9, description="Compression level (1-9)")
+    preset: Literal["fast", "balanced", "archive"] | None = Field(
+        None, description="Measured codec/level/shard choice (docs/performance.md); keys set next to it win")
+    frames_per_shard: int = Field(0, ge=0, le=10_000, description="Frames (planes) per zarr shard; 0 = unsharded")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        from .storage_codecs import apply_preset
+
+        return apply_preset(data)
 
 
 class ExecutionConfig(_Section):

@@ -31,6 +31,7 @@ from zarr.codecs import BloscCodec, GzipCodec
 
 from .config import StorageConfig
 from .location import ensure_dir, is_remote, output_root, remove_tree, zarr_store
+from .storage_codecs import shard_shape
 
 CONFIG_FILENAME = "processing_config.yaml"
 RECORDS_DIR = ".pyama"
@@ -70,6 +71,10 @@ def compressors(storage: StorageConfig) -> tuple[Any, ...]:
         return (BloscCodec(cname="lz4", clevel=min(max(storage.level, 1), 9), shuffle="shuffle"),)
     if storage.codec == "gzip":
         return (GzipCodec(level=min(storage.level, 9)),)
+    if storage.codec in ("lz4hc", "bzip2"):
+        from .storage_codecs import codec_chain
+
+        return codec_chain(storage.codec, storage.level)
     return ()
 
 
@@ -120,6 +125,7 @@ class FovStore:
         return group.create_array(
             stack_key(name, level), shape=shape, dtype=dtype,
             chunks=chunks or (1, *shape[1:]), compressors=self._compressors,
+            shards=shard_shape(chunks or (1, *shape[1:]), self.storage.frames_per_shard),
             overwrite=True, fill_value=0, config=ARRAY_CONFIG,
             dimension_names=("t", "y", "x") if len(shape) == 3 else None,  # OME-NGFF axes
         )

@@ -23,7 +23,7 @@ import numpy as np
 from pyama_framework.readers import ChannelInfo, ImageMetadata, Reader, file_error
 
 from ._volume_layout import discover_series, opening_problem, select_views, view_name
-from .klb_format import KlbBlockError, KlbFormatError, KlbHeader, decode_block, parse_header, read_block, zslab_blocks
+from .klb_format import KlbBlockError, KlbFormatError, KlbHeader, decode_block, parse_header, zslab_blocks
 
 SUFFIX = ".klb"
 
@@ -165,54 +165,68 @@ class KlbReader(Reader):
             except (OSError, IndexError, TypeError):
                 pass  # re-read with the Python decoder, which names the failing block
         out = np.empty((z_stop - z_start, self.metadata.height, self.metadata.width), dtype=src.header.dtype)
-        bsz = src.header.block_size[2]
-        for bz in range(z_start // bsz, (z_stop - 1) // bsz + 1):
-            lo, hi = bz * bsz, min((bz + 1) * bsz, src.header.xyzct[2])
-            if lo >= z_start and hi <= z_stop:  # whole layer inside the slab: decode in place
-                self._decode_layer(src, bz, out[lo - z_start:hi - z_start])
-            else:
-                layer = self._decoded_layer(src, bz)
-                a, b = max(lo, z_start), min(hi, z_stop)
-                out[a - z_start:b - z_start] = layer[a - lo:b - lo]
+        bsz, nz = src.header.block_size[2], src.header.xyzct[2]
+        first, last = z_start // bsz, (z_stop - 1) // bsz
+        # block layers wholly inside the slab are decoded in place, in one pass over the pool;
+        # a partly covered layer at either end goes through the one-layer cache
+        inner_lo = first if first * bsz >= z_start else first + 1
+        inner_hi = last if min((last + 1) * bsz, nz) <= z_stop else last - 1
+        if inner_lo <= inner_hi:
+            lo, hi = inner_lo * bsz, min((inner_hi + 1) * bsz, nz)
+            self._decode_planes(src, lo, hi, out[lo - z_start:hi - z_start])
+        for bz in {first, last} - set(range(inner_lo, inner_hi + 1)):
+            lo, layer = bz * bsz, self._decoded_layer(src, bz)
+            a, b = max(lo, z_start), min(lo + layer.shape[0], z_stop)
+            out[a - z_start:b - z_start] = layer[a - lo:b - lo]
         return out
 
     def _decoded_layer(self, src: _Source, bz: int) -> np.ndarray:
         key = (src.path, src.t, src.c, bz)
         if self._layer is None or self._layer[0] != key:
             bsz, nz = src.header.block_size[2], src.header.xyzct[2]
-            layer = np.empty((min(bsz, nz - bz * bsz), self.metadata.height, self.metadata.width), src.header.dtype)
-            self._decode_layer(src, bz, layer)
+            lo, hi = bz * bsz, min((bz + 1) * bsz, nz)
+            layer = np.empty((hi - lo, self.metadata.height, self.metadata.width), src.header.dtype)
+            self._decode_planes(src, lo, hi, layer)
             self._layer = (key, layer)
         return self._layer[1]
 
-    def _decode_layer(self, src: _Source, bz: int, out: np.ndarray) -> None:
-        """Decode the blocks of Z block layer ``bz`` of volume (t, c) into ``out`` (nz, Y, X)."""
+    def _decode_planes(self, src: _Source, z_lo: int, z_hi: int, out: np.ndarray) -> None:
+        """Decode whole block layers covering planes ``z_lo:z_hi`` of volume (t, c) into ``out``.
+
+        ``z_lo`` and ``z_hi`` lie on block layer boundaries (or the volume's end). Each worker
+        reads its own block with ``os.pread`` and decompresses it (the GIL is released).
+        """
         header = src.header
         bsx, bsy, bsz, bsc, bst = header.block_size
-        z0 = bz * bsz
-        blocks = zslab_blocks(header, src.t, src.c, z0, z0 + out.shape[0])
-        with open(src.path, "rb") as fh:
-            payloads = [read_block(fh, header, index) for index, *_ in blocks]
+        blocks = zslab_blocks(header, src.t, src.c, z_lo, z_hi)
+        fd = os.open(src.path, os.O_RDONLY)
 
         def place(job: tuple) -> None:
-            (index, bx, by, _), payload = job
-            shape = header.block_shape(bx, by, bz, src.c // bsc, src.t // bst)
-            data = decode_block(header, index, payload, shape)
+            index, bx, by, bz = job
+            start, stop = header.block_range(index)
+            payload = os.pread(fd, stop - start, start)
+            data = decode_block(header, index, payload, header.block_shape(bx, by, bz, src.c // bsc, src.t // bst))
             # a block may span several t / c; take this volume's slice
             block = data[src.t - (src.t // bst) * bst, src.c - (src.c // bsc) * bsc]
-            out[:, by * bsy:by * bsy + block.shape[1], bx * bsx:bx * bsx + block.shape[2]] = block
+            z0 = bz * bsz - z_lo
+            out[z0:z0 + block.shape[0], by * bsy:by * bsy + block.shape[1],
+                bx * bsx:bx * bsx + block.shape[2]] = block
 
         try:
             if self._threads > 1 and len(blocks) > 1:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="klb")
-                list(self._pool.map(place, zip(blocks, payloads)))
+                list(self._pool.map(place, blocks))
             else:
-                for job in zip(blocks, payloads):
+                for job in blocks:
                     place(job)
         except KlbBlockError as exc:
+            bz = next(b[3] for b in blocks if b[0] == exc.block)
             raise file_error(src.path, f"corrupt KLB block {exc.block} of {len(header.block_ends)} (planes "
-                             f"{z0}-{z0 + out.shape[0] - 1}): {exc.problem}", "copy the file again") from None
+                             f"{bz * bsz}-{min((bz + 1) * bsz, header.xyzct[2]) - 1}): {exc.problem}",
+                             "copy the file again") from None
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -186,13 +186,6 @@ def decode_block(header: KlbHeader, index: int, payload: bytes, shape: tuple[int
     return np.frombuffer(raw, dtype=header.dtype).reshape(shape)
 
 
-def read_block(fh: BinaryIO, header: KlbHeader, index: int) -> bytes:
-    """The compressed bytes of block ``index``."""
-    start, stop = header.block_range(index)
-    fh.seek(start)
-    return fh.read(stop - start)
-
-
 def zslab_blocks(header: KlbHeader, t: int, c: int, z_start: int, z_stop: int) -> list[tuple[int, int, int, int]]:
     """Blocks covering planes ``z_start:z_stop`` of volume (t, c): (index, bx, by, bz) each.
 
