@@ -54,10 +54,25 @@ def open_results(path: str | Path, *, partial: bool = False) -> "Results":
     """
     path = Path(path)
     config = read_config(path)
+    opener = _pipeline_results(config.pipeline)
+    if opener is not None:  # a pipeline with its own output layout opens it itself
+        return opener(path)
     status = scan_fovs(path, config)
     if not partial and any(s.state in ("unfinished", "not started") for s in status.values()):
         raise ResultsError(unfinished_message(path, status))
     return Results(path, config, status)
+
+
+def _pipeline_results(name: str):
+    """The results accessor registered by pipeline ``name``, or ``None`` for the time-lapse
+    layout this module reads (a pipeline that registers no accessor)."""
+    from .registry import get_registry
+
+    try:
+        registration = get_registry().get("pipeline", name)
+    except Exception as exc:  # the plugin that made the run is not installed here
+        raise ResultsError(f"the run used pipeline {name!r}: {' '.join(str(exc).split())}") from None
+    return registration.load_results()
 
 
 @dataclass(frozen=True)
