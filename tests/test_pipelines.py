@@ -36,7 +36,7 @@ def test_built_in_pipelines_are_registered_lazily():
     assert registry.names("pipeline") == ["lightsheet", "timelapse"]
     timelapse = registry.get("pipeline", "timelapse")
     assert isinstance(timelapse.implementation, str)  # the table is imported only when a run uses it
-    assert [s.name for s in timelapse.load()] == ["copy", "segment", "track", "background", "extract", "crop", "cache"]
+    assert [s.name for s in timelapse.load()] == ["copy", "segment", "track", "background", "extract", "crop", "cache", "ome"]
     assert [s.name for s in registry.get("pipeline", "lightsheet").load()] == ["calibrate", "correct", "diagnostics"]
 
 

@@ -41,7 +41,8 @@ SHARD_BYTES = 8 * 2**20  # uncompressed crops per shard: zarr holds ~3 copies of
 
 
 def _cell_table(ctx: FovContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    table = pd.read_csv(traces_path(ctx), usecols=["cell", "frame", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1"])
+    with traces_path(ctx).open("rb") as handle:  # a local file or an object-store object
+        table = pd.read_csv(handle, usecols=["cell", "frame", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1"])
     cell_ids = np.unique(table["cell"].to_numpy()).astype(np.int32)
     n, t = len(cell_ids), ctx.n_frames
     bboxes = np.full((n, t, 4), -1, dtype=np.int32)
