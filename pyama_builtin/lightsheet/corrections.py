@@ -61,21 +61,24 @@ def background_image(frames: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(frames), 0, 65535).astype(np.uint16)
 
 
-def subtract_background(planes: np.ndarray, background: np.ndarray) -> np.ndarray:
+def subtract_background(planes: np.ndarray, background: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``max(planes - background, 0)`` in the planes' unsigned integer dtype (no overflow).
 
     Parameters
     ----------
     planes : (n, Y, X) unsigned integer ndarray
     background : (Y, X) ndarray of the same dtype
+    out : (n, Y, X) ndarray, optional
+        Where to write the result; may be ``planes`` itself (no new slab is allocated).
 
     Returns
     -------
-    (n, Y, X) ndarray, a new array.
+    (n, Y, X) ndarray
+        ``out``, or a new array.
     """
-    out = np.minimum(planes, background)
-    np.subtract(planes, out, out=out)
-    return out
+    # max(p, b) - b == max(p - b, 0) for unsigned integers, and both steps can run in place.
+    out = np.maximum(planes, background, out=out)
+    return np.subtract(out, background, out=out)
 
 
 def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
