@@ -58,6 +58,8 @@ def background_image(frames: np.ndarray) -> np.ndarray:
         frames = np.median(frames, axis=0)
     if frames.ndim != 2:
         raise ValueError(f"a background must be a (Y, X) image or (n, Y, X) stack, got shape {frames.shape}")
+    if frames.dtype == np.uint16:  # already what we need: rounding and clipping change nothing
+        return frames
     return np.clip(np.rint(frames), 0, 65535).astype(np.uint16)
 
 

@@ -80,12 +80,11 @@ def block_mask(planes: np.ndarray, threshold: float, block: int) -> np.ndarray:
         padded = np.zeros((n, by * block, bx * block), planes.dtype)
         padded[:, :height, :width] = planes
         planes = padded
-    # Block sums by adding strided row sets, then strided column sets: whole-row vector adds
-    # instead of numpy reductions over length-`block` axes (measured 5x slower).
+    # Row sums as a reduction over a middle axis (numpy adds whole rows, vectorised), then
+    # column sums by adding strided column sets: both avoid numpy's slow reductions over
+    # a short last axis (measured 5x slower); integer sums, so the result is exact.
     kind = np.uint32 if planes.dtype.kind == "u" and planes.dtype.itemsize <= 2 else np.float64
-    rows = planes[:, 0::block].astype(kind)
-    for i in range(1, block):
-        rows += planes[:, i::block]
+    rows = planes.reshape(n, by, block, bx * block).sum(axis=2, dtype=kind)
     sums = rows[:, :, 0::block].copy()
     for j in range(1, block):
         sums += rows[:, :, j::block]
