@@ -199,7 +199,7 @@ def correct_volume(ctx: FovContext, t: int, v: int, index: int, layout: VolumeLa
         np.maximum(xy, slab_xy, out=xy)
         volume.add(planes)
         if mask_writer is not None:
-            mask = foreground.block_mask(planes, threshold, p.mask.block)
+            mask = foreground.block_mask(planes, threshold, p.mask.block, peak=int(slab_xy.max()))
             mask_xy |= mask.any(axis=0)
             mask_writer.add(mask)
         del planes
