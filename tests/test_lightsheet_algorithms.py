@@ -57,6 +57,24 @@ def test_ninther_ignores_a_single_outlier_and_keeps_smooth_ramps():
     assert neighbours.min() <= corrections.ninther3x3(spiky)[7, 9] <= neighbours.max()  # the spike never shows
 
 
+def test_dead_pixels_get_the_median_of_their_usable_neighbours():
+    """Against np.nanmedian over the usable 8-neighbours (clustered dead pixels and image
+    edges leave 0 to 8 of them, so odd and even counts both occur)."""
+    rng = np.random.default_rng(9)
+    planes = rng.integers(0, 65536, (3, 40, 50), dtype=np.uint16)
+    dead = rng.random((40, 50)) < 0.2
+    fixed = corrections.correct_dead_pixels(planes, dead)
+    padded = np.pad(planes.astype(float), ((0, 0), (1, 1), (1, 1)), constant_values=np.nan)
+    usable = np.pad(~dead, 1, constant_values=False)
+    for y, x in zip(*np.nonzero(dead)):
+        window = padded[:, y:y + 3, x:x + 3].reshape(3, 9)
+        keep = usable[y:y + 3, x:x + 3].ravel()
+        keep[4] = False
+        expected = np.rint(np.median(window[:, keep], axis=1)) if keep.any() else np.zeros(3)
+        assert fixed[:, y, x].tolist() == expected.tolist(), (y, x)
+    assert np.array_equal(fixed[:, ~dead], planes[:, ~dead])
+
+
 def test_corner_pixel_with_all_neighbours_dead_becomes_zero():
     planes = np.full((2, 4, 4), 50, np.uint16)
     dead = np.zeros((4, 4), bool)
