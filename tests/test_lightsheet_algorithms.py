@@ -57,6 +57,24 @@ def test_ninther_ignores_a_single_outlier_and_keeps_smooth_ramps():
     assert neighbours.min() <= corrections.ninther3x3(spiky)[7, 9] <= neighbours.max()  # the spike never shows
 
 
+def test_dead_pixels_get_the_median_of_their_usable_neighbours():
+    """Against np.nanmedian over the usable 8-neighbours (clustered dead pixels and image
+    edges leave 0 to 8 of them, so odd and even counts both occur)."""
+    rng = np.random.default_rng(9)
+    planes = rng.integers(0, 65536, (3, 40, 50), dtype=np.uint16)
+    dead = rng.random((40, 50)) < 0.2
+    fixed = corrections.correct_dead_pixels(planes, dead)
+    padded = np.pad(planes.astype(float), ((0, 0), (1, 1), (1, 1)), constant_values=np.nan)
+    usable = np.pad(~dead, 1, constant_values=False)
+    for y, x in zip(*np.nonzero(dead)):
+        window = padded[:, y:y + 3, x:x + 3].reshape(3, 9)
+        keep = usable[y:y + 3, x:x + 3].ravel()
+        keep[4] = False
+        expected = np.rint(np.median(window[:, keep], axis=1)) if keep.any() else np.zeros(3)
+        assert fixed[:, y, x].tolist() == expected.tolist(), (y, x)
+    assert np.array_equal(fixed[:, ~dead], planes[:, ~dead])
+
+
 def test_corner_pixel_with_all_neighbours_dead_becomes_zero():
     planes = np.full((2, 4, 4), 50, np.uint16)
     dead = np.zeros((4, 4), bool)
@@ -80,6 +98,35 @@ def test_background_subtraction_clips_at_zero_without_wrapping():
     out = corrections.subtract_background(planes, background)
     assert out.dtype == np.uint16 and out.tolist() == [[[0, 60], [65534, 0]]]
     assert corrections.background_image(np.array([[[1, 2]], [[3, 8]], [[5, 2]]])).tolist() == [[3, 2]]
+
+
+def test_background_subtraction_in_place_equals_the_copying_one():
+    rng = np.random.default_rng(8)
+    planes = rng.integers(0, 65536, (3, 16, 24), dtype=np.uint16)
+    background = rng.integers(0, 65536, (16, 24), dtype=np.uint16)
+    expected = corrections.subtract_background(planes, background)
+    same = planes.copy()
+    assert corrections.subtract_background(same, background, out=same) is same
+    assert np.array_equal(same, expected)
+    assert np.array_equal(expected, np.clip(planes.astype(np.int64) - background, 0, None))
+    image = rng.integers(0, 65536, (4, 5), dtype=np.uint16)  # an integer image is used as read
+    assert np.array_equal(corrections.background_image(image), image)
+    assert corrections.background_image(np.array([[2.5, 70000.0]])).tolist() == [[2, 65535]]
+
+
+@pytest.mark.parametrize("high", [4000, 65535])
+def test_block_mask_with_a_known_peak_equals_the_exact_sums(high):
+    """Row sums in uint16 when ``peak`` allows it; the same mask as uint32 sums, also when
+    values are high enough that four of them overflow uint16 (then ``peak`` forbids it)."""
+    rng = np.random.default_rng(high)
+    planes = rng.integers(0, high + 1, (3, 30, 42), dtype=np.uint16)  # 30 x 42: padded edge blocks
+    peak = int(planes.max())
+    sums = np.zeros((3, 8, 11), np.int64)
+    np.add.at(sums, (slice(None), np.arange(30)[:, None] // 4, np.arange(42)[None, :] // 4), planes)
+    for threshold in (high * 0.2, high * 0.5):
+        expected = sums > threshold * 16
+        assert np.array_equal(foreground.block_mask(planes, threshold, 4), expected)
+        assert np.array_equal(foreground.block_mask(planes, threshold, 4, peak=peak), expected)
 
 
 def test_mask_covers_the_specimen():

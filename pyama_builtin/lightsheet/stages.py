@@ -191,13 +191,15 @@ def correct_volume(ctx: FovContext, t: int, v: int, index: int, layout: VolumeLa
     for z0 in range(0, meta.n_z, p.slab):
         z1 = min(z0 + p.slab, meta.n_z)
         planes = ctx.reader.read_planes(ctx.fov, t, index, z0, z1)
-        planes = corrections.subtract_background(planes, background)
-        corrections.correct_dead_pixels(planes, dead, out=planes)  # our own array: fix in place
+        # Readers return a fresh array: subtract and fix it in place (no second slab in
+        # memory); a read-only one (a memory map) is copied once by the subtraction.
+        planes = corrections.subtract_background(planes, background, out=planes if planes.flags.writeable else None)
+        corrections.correct_dead_pixels(planes, dead, out=planes)
         slab_xy, xz[z0:z1], yz[z0:z1] = slab_projections(planes)
         np.maximum(xy, slab_xy, out=xy)
         volume.add(planes)
         if mask_writer is not None:
-            mask = foreground.block_mask(planes, threshold, p.mask.block)
+            mask = foreground.block_mask(planes, threshold, p.mask.block, peak=int(slab_xy.max()))
             mask_xy |= mask.any(axis=0)
             mask_writer.add(mask)
         del planes
