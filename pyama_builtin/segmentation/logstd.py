@@ -32,6 +32,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 
+from .cvops import box_sum
 from .morphology import closing, fill_holes, label_by_size, opening
 from .objects import estimate_cell_width, grow_edges, reject_objects, split_touching
 from .polarity import background_level, cell_polarity, signed_deviation
@@ -309,10 +310,14 @@ def local_variance(image: np.ndarray, size: int = 3) -> np.ndarray:
 def _box_sum(x: np.ndarray, size: int) -> np.ndarray:
     """Sum over the ``size`` x ``size`` window, borders mirrored (``x[-1] = x[0]``).
 
-    Shifted-slice additions along each axis: ``scipy.ndimage.uniform_filter`` is ~5x slower
-    along axis 0 for small windows, and a running (cumulative) sum loses float32 precision
-    over thousands of rows.
+    ``cv2.boxFilter`` (7x faster than shifted-slice additions at 2048 x 2048, window 3;
+    ``scipy.ndimage.uniform_filter`` is ~5x slower than those along axis 0). Window sums of
+    integers below 2**24 are exact in float32 either way, so both give the same bits on
+    such frames. Frames narrower than the window keep the slice additions (their mirror
+    wraps differently).
     """
+    if min(x.shape) > size:
+        return box_sum(x, size)
     return _line_sum(_line_sum(x, size, axis=0), size, axis=1)
 
 
