@@ -34,7 +34,7 @@ from scipy import ndimage as ndi
 
 from .cvops import box_sum
 from .morphology import closing, fill_holes, label_by_size, opening
-from .objects import estimate_cell_width, grow_edges, reject_objects, split_touching
+from .objects import estimate_cell_width, grow_edges, reject_objects, renumber, split_touching
 from .polarity import background_level, cell_polarity, signed_deviation
 
 __all__ = ["segment_logstd", "local_variance", "logstd_threshold"]
@@ -198,7 +198,7 @@ def segment_logstd(
     area = np.bincount(ids, minlength=n + 1)
     contrast = np.bincount(ids, weights=deviation.ravel()[pixels], minlength=n + 1)
     contrast /= np.maximum(area, 1) * noise
-    del pixels, ids
+    del ids  # `pixels` stays: renumbering only the cell pixels is 10x cheaper than the frame
     if edges is None:
         del deviation  # only step 7 needs it
     area[(area < min_size) | (area > max_size)] = 0  # out of the absolute size bounds
@@ -209,10 +209,9 @@ def segment_logstd(
                           min_thickness, min_contrast)
     if split_touching_cells:
         min_area = max(min_area_fraction * width * width, min_size)
-        out = split_touching(labels, keep, area, slices, width, split_h, min_area)
+        out = split_touching(labels, keep, area, slices, width, split_h, min_area, pixels=pixels)
     else:
-        number = np.cumsum(keep).astype(np.int32) * keep
-        out = number[labels]
+        out = renumber(labels, np.cumsum(keep).astype(np.int32) * keep, pixels)
     if edges is None:
         return out
     del labels, mask
