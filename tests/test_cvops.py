@@ -5,7 +5,8 @@ import pytest
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
-from pyama_builtin.segmentation import cvops, morphology
+from pyama_builtin import cvops
+from pyama_builtin.segmentation import morphology
 from pyama_builtin.segmentation.logstd import _box_sum, _line_sum
 
 
@@ -52,3 +53,14 @@ def test_box_sum_equals_slice_sums_on_integer_frames():
     padded = np.pad(x.astype(np.int64), 2, mode="symmetric")
     exact = sum(padded[dy:dy + 64, dx:dx + 48] for dy in range(5) for dx in range(5))
     np.testing.assert_array_equal(cvops.box_sum(x, 5), exact.astype(np.float32))
+
+
+@pytest.mark.parametrize("radius", [5.0, 3.5, 1.0])
+def test_background_exclusion_dilation_matches_scipy(radius):
+    from pyama_builtin.background.tiled_spline import _dilate_disk
+
+    mask = np.random.default_rng(int(radius * 2)).random((120, 90)) < 0.01
+    r = int(radius)
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    footprint = np.abs(dx) <= np.floor(np.sqrt(radius * radius - dy * dy))
+    np.testing.assert_array_equal(_dilate_disk(mask, radius), ndi.binary_dilation(mask, footprint))

@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 
-from .cvops import box_sum
+from ..cvops import box_sum
 from .morphology import closing, fill_holes, label_by_size, opening
 from .objects import estimate_cell_width, grow_edges, reject_objects, renumber, split_touching
 from .polarity import background_level, cell_polarity, signed_deviation

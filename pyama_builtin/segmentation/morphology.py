@@ -15,7 +15,7 @@ fill holes                              4.5 ms      130-330 ms ``ndi.binary_fill
 radius 10 go through OpenCV (``cv2.dilate`` / ``cv2.erode``: 2-7x faster than the row
 runs below at radius 1-7, 1.3x slower at 21); a larger disk is a union of shifted
 whole-array ORs (row runs); holes are filled with one ``cv2.floodFill`` from the border
-(:mod:`.cvops`). The results equal scipy's exactly (see the tests). Iterating a
+(:mod:`pyama_builtin.cvops`). The results equal scipy's exactly (see the tests). Iterating a
 dilation by disk(r) n times is kept literally (scipy's ``iterations``): it equals one
 dilation by the n-fold Minkowski sum of the digital disk, which is close to but not exactly
 disk(n * r), and costs the same here. A distance-transform threshold would give a true
@@ -32,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from .cvops import dilate_disk, erode_disk
-from .cvops import fill_holes as _fill_holes
+from ..cvops import dilate_disk, erode_disk
+from ..cvops import fill_holes as _fill_holes
 
 __all__ = ["dilate", "erode", "closing", "opening", "fill_holes", "label_by_size"]
 
@@ -130,7 +130,7 @@ def _dilate_disk(mask: np.ndarray, radius: int) -> np.ndarray:
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill background regions not connected (4-connectivity) to the image border.
 
-    Same result as ``scipy.ndimage.binary_fill_holes``: one flood fill (:mod:`.cvops`).
+    Same result as ``scipy.ndimage.binary_fill_holes``: one flood fill (:mod:`pyama_builtin.cvops`).
     """
     return _fill_holes(mask)
 
