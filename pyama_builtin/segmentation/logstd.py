@@ -34,7 +34,8 @@ from scipy import ndimage as ndi
 
 from ..cvops import box_sum
 from .morphology import closing, fill_holes, label_by_size, opening
-from .objects import estimate_cell_width, grow_edges, reject_objects, renumber, split_touching
+from .objects import (estimate_cell_width, grow_edges, object_slices, reject_objects, renumber,
+                      split_touching)
 from .polarity import background_level, cell_polarity, signed_deviation
 
 __all__ = ["segment_logstd", "local_variance", "logstd_threshold"]
@@ -198,11 +199,12 @@ def segment_logstd(
     area = np.bincount(ids, minlength=n + 1)
     contrast = np.bincount(ids, weights=deviation.ravel()[pixels], minlength=n + 1)
     contrast /= np.maximum(area, 1) * noise
-    del ids  # `pixels` stays: renumbering only the cell pixels is 10x cheaper than the frame
+    # `pixels` stays: renumbering only the cell pixels is 10x cheaper than the frame
     if edges is None:
         del deviation  # only step 7 needs it
     area[(area < min_size) | (area > max_size)] = 0  # out of the absolute size bounds
-    slices = ndi.find_objects(labels)
+    slices = object_slices(pixels, ids, n, labels.shape[1])
+    del ids
     if width is None:
         width = estimate_cell_width(labels, slices, area[1:])
     keep = reject_objects(labels, mask, area, contrast, width, min_area_fraction,

@@ -14,7 +14,8 @@ from scipy import ndimage as ndi
 
 from .morphology import erode
 
-__all__ = ["estimate_cell_width", "reject_objects", "split_touching", "grow_edges", "renumber"]
+__all__ = ["estimate_cell_width", "reject_objects", "split_touching", "grow_edges", "renumber",
+           "object_slices"]
 
 # Objects measured to estimate the width: a spread sample is as good as all of them and
 # bounds the cost (one small distance transform each).
@@ -223,6 +224,23 @@ def grow_edges(labels: np.ndarray, allowed: np.ndarray, steps: int) -> np.ndarra
         flat[candidates[hit]] = got[hit]
         candidates = candidates[~hit]
     return labels
+
+
+def object_slices(pixels: np.ndarray, ids: np.ndarray, n: int, width: int) -> list:
+    """``scipy.ndimage.find_objects(labels)`` for labels 1..n that are all present, from the
+    labelled pixels only: ``pixels`` (flat indices) and ``ids`` (their labels). Cells cover a
+    few % of a frame: 1.3 vs 7.2 ms at 2048 x 2048 / 600 cells."""
+    rows, cols = np.divmod(pixels, width)
+    y0 = np.full(n + 1, np.iinfo(np.int64).max)
+    x0 = y0.copy()
+    y1 = np.full(n + 1, -1, dtype=np.int64)
+    x1 = y1.copy()
+    np.minimum.at(y0, ids, rows)
+    np.maximum.at(y1, ids, rows)
+    np.minimum.at(x0, ids, cols)
+    np.maximum.at(x1, ids, cols)
+    return [(slice(int(a), int(b) + 1), slice(int(c), int(d) + 1))
+            for a, b, c, d in zip(y0[1:], y1[1:], x0[1:], x1[1:])]
 
 
 def renumber(labels: np.ndarray, number: np.ndarray, pixels: np.ndarray | None = None) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The OpenCV kernels of the segmentation give exactly the numpy / scipy results they replace."""
+"""The OpenCV and pixel-list kernels of the built-in plugins give exactly the numpy / scipy results they replace."""
 
 import numpy as np
 import pytest
@@ -64,3 +64,12 @@ def test_background_exclusion_dilation_matches_scipy(radius):
     dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
     footprint = np.abs(dx) <= np.floor(np.sqrt(radius * radius - dy * dy))
     np.testing.assert_array_equal(_dilate_disk(mask, radius), ndi.binary_dilation(mask, footprint))
+
+
+def test_object_slices_equal_find_objects():
+    from pyama_builtin.segmentation.objects import object_slices
+
+    mask = np.random.default_rng(8).random((70, 90)) < 0.3
+    labels, n = ndi.label(mask, structure=np.ones((3, 3), dtype=bool))
+    pixels = np.flatnonzero(labels)
+    assert object_slices(pixels, labels.ravel()[pixels], n, 90) == ndi.find_objects(labels)
