@@ -1,4 +1,4 @@
-"""The OpenCV and pixel-list kernels of the built-in plugins give exactly the numpy / scipy results they replace."""
+"""Kernels of the built-in plugins (OpenCV, pixel lists) equal the numpy / scipy results they replace."""
 
 import numpy as np
 import pytest
