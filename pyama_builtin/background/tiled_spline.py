@@ -29,7 +29,6 @@ and 0.6-1.3 % for this fit (``benchmarks/background_features.py``).
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 from scipy.interpolate import BSpline
 
 BIN = 2  # statistics are computed on BIN x BIN binned pixels
@@ -151,27 +150,19 @@ def _bin(image: np.ndarray, foreground: np.ndarray) -> tuple[np.ndarray, np.ndar
 def _dilate_disk(mask: np.ndarray, radius: float) -> np.ndarray:
     """Binary dilation of ``mask`` by a disk of ``radius`` pixels.
 
-    The disk is the union of horizontal segments, so the dilation is the union of
-    row-shifted 1-D maximum filters, one per segment width: several times faster than a 2-D
-    footprint or a distance transform.
+    The disk's row at offset ``dy`` spans ``floor(sqrt(radius**2 - dy**2))`` pixels either
+    side; ``cv2.dilate`` with that kernel (0.7 vs 6.4 ms for a union of row-shifted 1-D maximum
+    filters, 1024 x 1024 binned mask of 600 cells, radius 5; the same result).
     """
+    from ..cvops import dilate
+
     r = int(np.floor(radius))
     if r <= 0 or not mask.any():
         return mask.copy()
-    mask8 = mask.view(np.uint8)
-    out = mask8.copy()
-    height = mask.shape[0]
-    by_width: dict[int, np.ndarray] = {}
-    for dy in range(-r, r + 1):
-        half = int(np.floor(np.sqrt(radius * radius - dy * dy)))
-        if half not in by_width:
-            by_width[half] = ndi.maximum_filter1d(mask8, 2 * half + 1, axis=1, mode="constant")
-        rows = by_width[half]
-        if dy >= 0:
-            np.maximum(out[dy:], rows[: height - dy], out=out[dy:])
-        else:
-            np.maximum(out[: height + dy], rows[-dy:], out=out[: height + dy])
-    return out.view(bool)
+    dy = np.arange(-r, r + 1)
+    half = np.floor(np.sqrt(radius * radius - dy * dy)).astype(int)
+    kernel = (np.abs(np.arange(-r, r + 1))[None, :] <= half[:, None]).astype(np.uint8)
+    return dilate(mask, kernel)
 
 
 def _tile_medians(values: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray]:

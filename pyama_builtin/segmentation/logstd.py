@@ -32,8 +32,10 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..cvops import box_sum
 from .morphology import closing, fill_holes, label_by_size, opening
-from .objects import estimate_cell_width, grow_edges, reject_objects, split_touching
+from .objects import (estimate_cell_width, grow_edges, object_slices, reject_objects, renumber,
+                      split_touching)
 from .polarity import background_level, cell_polarity, signed_deviation
 
 __all__ = ["segment_logstd", "local_variance", "logstd_threshold"]
@@ -197,21 +199,21 @@ def segment_logstd(
     area = np.bincount(ids, minlength=n + 1)
     contrast = np.bincount(ids, weights=deviation.ravel()[pixels], minlength=n + 1)
     contrast /= np.maximum(area, 1) * noise
-    del pixels, ids
+    # `pixels` stays: renumbering only the cell pixels is 10x cheaper than the frame
     if edges is None:
         del deviation  # only step 7 needs it
     area[(area < min_size) | (area > max_size)] = 0  # out of the absolute size bounds
-    slices = ndi.find_objects(labels)
+    slices = object_slices(pixels, ids, n, labels.shape[1])
+    del ids
     if width is None:
         width = estimate_cell_width(labels, slices, area[1:])
     keep = reject_objects(labels, mask, area, contrast, width, min_area_fraction,
                           min_thickness, min_contrast)
     if split_touching_cells:
         min_area = max(min_area_fraction * width * width, min_size)
-        out = split_touching(labels, keep, area, slices, width, split_h, min_area)
+        out = split_touching(labels, keep, area, slices, width, split_h, min_area, pixels=pixels)
     else:
-        number = np.cumsum(keep).astype(np.int32) * keep
-        out = number[labels]
+        out = renumber(labels, np.cumsum(keep).astype(np.int32) * keep, pixels)
     if edges is None:
         return out
     del labels, mask
@@ -309,10 +311,14 @@ def local_variance(image: np.ndarray, size: int = 3) -> np.ndarray:
 def _box_sum(x: np.ndarray, size: int) -> np.ndarray:
     """Sum over the ``size`` x ``size`` window, borders mirrored (``x[-1] = x[0]``).
 
-    Shifted-slice additions along each axis: ``scipy.ndimage.uniform_filter`` is ~5x slower
-    along axis 0 for small windows, and a running (cumulative) sum loses float32 precision
-    over thousands of rows.
+    ``cv2.boxFilter`` (7x faster than shifted-slice additions at 2048 x 2048, window 3;
+    ``scipy.ndimage.uniform_filter`` is ~5x slower than those along axis 0). Window sums of
+    integers below 2**24 are exact in float32 either way, so both give the same bits on
+    such frames. Frames narrower than the window keep the slice additions (their mirror
+    wraps differently).
     """
+    if min(x.shape) > size:
+        return box_sum(x, size)
     return _line_sum(_line_sum(x, size, axis=0), size, axis=1)
 
 

