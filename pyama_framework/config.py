@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -58,6 +58,11 @@ class ExtractionConfig(_Section):
         description="Fluorescence features measure each cell's mask grown by this many px into the "
                     "background (never into another cell), to include the light blurred past its "
                     "edge; 0 = the tracked mask. Shape features always use the tracked mask")
+    psf_sigma: Literal["auto"] | Annotated[float, Field(ge=0.0, le=10.0)] = Field(
+        "auto",
+        description="Gaussian PSF sigma (px) of the fluorescence, for intensity_total_unmixed "
+                    "(splits the blurred light of touching cells); 'auto' fits it per frame "
+                    "(an effective sigma: PSF, soft cell edges and mask placement); 0 = no unmixing")
 
 
 class CroppingConfig(_Section):

@@ -24,6 +24,7 @@ extraction:
   border_margin: 50                 # drop cells that come within this many px of an edge
   frame_interval: 10.0              # minutes per frame when the file has no timestamps
   measurement_dilation: 4.0         # fluorescence features: mask grown by this many px (0 = tracked mask)
+  psf_sigma: auto                   # intensity_total_unmixed: PSF sigma in px, auto = fitted per frame, 0 = off
 cropping: {enabled: true, padding: 5}
 caching: {enabled: true}
 storage: {codec: lz4, level: 5}             # or zstd (smaller, slower), gzip, none

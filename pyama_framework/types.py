@@ -193,7 +193,15 @@ class CellFrame:
     cell_ids : (N,) int64 ndarray
         IDs of the cells in this frame, ascending.
     bboxes : (N, 4) int64 ndarray
-        Half-open bounding boxes ``[y0, x0, y1, x1)`` of those cells.
+        Half-open bounding boxes ``[y0, x0, y1, x1)`` of those cells (in ``labels``).
+    cell_labels : (H, W) integer ndarray or None
+        The tracked labels themselves (the cells' own outlines, before the growth); ``None``
+        when they are ``labels`` (phase channels, ``measurement_dilation`` 0).
+    cell_bboxes : (N, 4) int64 ndarray or None
+        Boxes of the cells in ``cell_labels`` (``None`` with it).
+    psf_sigma : float or "auto"
+        ``extraction.psf_sigma``: the Gaussian PSF sigma (px) of the channel for features
+        that model the blur (``intensity_total_unmixed``), or ``"auto"`` to fit it per frame.
     """
 
     labels: np.ndarray
@@ -201,6 +209,9 @@ class CellFrame:
     background: np.ndarray | None
     cell_ids: np.ndarray
     bboxes: np.ndarray
+    cell_labels: np.ndarray | None = None
+    cell_bboxes: np.ndarray | None = None
+    psf_sigma: float | str = "auto"
 
     def crops(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Return ``(mask, image, background)`` cropped to cell ``index``'s bounding box."""

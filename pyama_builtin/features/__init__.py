@@ -18,6 +18,9 @@ _FEATURES = {
     "circularity": ("phase", "shape", "4 pi area / perimeter**2; 1 for a disk"),
     "solidity": ("phase", "shape", "Area / convex hull area"),
     "intensity_total": ("fluorescence", "intensity", "Sum over the cell of raw - weighted background"),
+    "intensity_total_unmixed": ("fluorescence", "intensity",
+                                "intensity_total with the blurred light of touching neighbours split between them "
+                                "(PSF model, extraction.psf_sigma)"),
     "intensity_mean": ("fluorescence", "intensity", "Mean over the cell of raw - weighted background"),
     "intensity_median": ("fluorescence", "intensity", "Median over the cell of raw - weighted background"),
     "intensity_max": ("fluorescence", "intensity", "Maximum over the cell of raw - weighted background"),

@@ -222,6 +222,7 @@ def measure(ctx: FovContext) -> pd.DataFrame:
                    if is_fl and ctx.store.has_stack(background_name(ch))}
     times = frame_times(ctx)
     dilation = ctx.config.extraction.measurement_dilation
+    psf_sigma = ctx.config.extraction.psf_sigma
     columns: dict[str, list[np.ndarray]] = {}
 
     def add(name: str, values: np.ndarray) -> None:
@@ -250,7 +251,8 @@ def measure(ctx: FovContext) -> pd.DataFrame:
                 background = backgrounds[channel][t]
                 if weight != 1.0:
                     background = background * np.float32(weight)
-            frame = CellFrame(mask, stacks[channel][t], background, ids, boxes)
+            own = (labels, bboxes) if mask is not labels else (None, None)
+            frame = CellFrame(mask, stacks[channel][t], background, ids, boxes, *own, psf_sigma)
             for feature in features:
                 try:
                     values = feature(frame)
