@@ -247,6 +247,10 @@ class FeatureRegistration(Registration):
     where ``cell_frame`` is a :class:`CellFrame`; ``values[i]`` belongs to
     ``cell_frame.cell_ids[i]`` and must equal what the per-cell implementation returns.
 
+    A feature whose value depends on the cell's neighbours (``uses_neighbours=True``, e.g.
+    ``intensity_total_unmixed``) cannot be computed from one cell's box; its per-cell
+    implementation is the cell seen alone and only its fast path is the feature.
+
     ``channel_kind`` says which channels the feature applies to (``"phase"`` or
     ``"fluorescence"``); the CSV column is ``f"{column}_ch_{channel}"`` (``column`` defaults
     to ``name``).
@@ -256,6 +260,10 @@ class FeatureRegistration(Registration):
     channel_kind: ChannelKind = "fluorescence"
     frame_implementation: Callable | str | None = None
     column: str = ""
+    # True when the frame implementation uses a cell's neighbours (e.g. splitting their
+    # blurred light): the per-cell implementation is then the cell seen alone, and the two
+    # are not required to agree for cells that have neighbours.
+    uses_neighbours: bool = False
 
     def __post_init__(self) -> None:
         if not self.column:

@@ -37,4 +37,5 @@ def pyama_features():
             implementation=f"pyama_builtin.features.{module}:{name}",
             frame_implementation=f"pyama_builtin.features.{module}:{name}_frame",
             channel_kind=channel_kind,
+            uses_neighbours=name == "intensity_total_unmixed",
         )
