@@ -19,7 +19,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 #: Version of the hook API (hookspecs.py + the registration contracts in types.py).
-HOOK_API_VERSION = "1.1"
+HOOK_API_VERSION = "1.2"
 
 #: Name of the module attribute a plugin sets to declare the API range it supports.
 API_ATTRIBUTE = "PYAMA_API"
