@@ -7,6 +7,7 @@ plugin, file or output folder; nothing was processed); 130 interrupted (rerun to
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -85,7 +86,8 @@ def _run(config_path: Path, overrides: dict[str, Any], overwrite: bool, workers:
         if workers is not None:
             config = config.model_copy(update={"execution": config.execution.model_copy(update={"workers": workers})})
         check_output(config.output, config.storage_options)  # missing bucket, refused credentials: before any write
-        session.enter_context(acquire_lease(config.output, config.storage_options))
+        lease = session.enter_context(acquire_lease(config.output, config.storage_options,
+                                                    on_lost=_stop_like_ctrl_c))
         plan = plan_run(config)
         executor = session.enter_context(open_executor(plan))
         prepare_output(plan, overwrite)
@@ -94,10 +96,18 @@ def _run(config_path: Path, overrides: dict[str, Any], overwrite: bool, workers:
         _fail(str(exc))
         return
     with session:
-        _execute_and_report(plan, executor)
+        _execute_and_report(plan, executor, lease)
 
 
-def _execute_and_report(plan: Any, executor: Any) -> None:
+def _stop_like_ctrl_c() -> None:
+    """Another run took this run's lease over: stop at the next frame boundary, as on Ctrl-C
+    (a real SIGINT, so that a main thread blocked in a wait wakes up)."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def _execute_and_report(plan: Any, executor: Any, lease: Any = None) -> None:
     err.print(f"{plan.config.input.name}: {len(plan.fovs)} FOV(s), {plan.metadata.n_frames} frames, "
               f"reader '{plan.reader.registration.name}' -> {plan.config.output}", highlight=False)
     if executor.name != "local":
@@ -108,6 +118,10 @@ def _execute_and_report(plan: Any, executor: Any) -> None:
             summary = executor.run(plan, update)
     else:
         summary = executor.run(plan, update)
+    if lease is not None and lease.lost.is_set():
+        from .lease import lost_message
+
+        _fail(lost_message(lease), EXIT_FOV_FAILED)
     for outcome in summary.outcomes:
         for warning in outcome.warnings:
             err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)

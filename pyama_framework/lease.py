@@ -13,6 +13,12 @@ Two kinds of lease, chosen from the output's address:
   waits ``settle_s`` and re-reads it: if another run's token is there, that run won the race.
 
 Heartbeats compare wall clocks of different hosts; keep ``stale_s`` well above their skew.
+``PYAMA_LEASE_HEARTBEAT_S`` and ``PYAMA_LEASE_STALE_S`` set them (defaults 10 and 60 s).
+
+A run whose heartbeats stopped reaching the store for ``stale_s`` (a network partition, a
+suspended process) may find that another run took its lease over. The heartbeat thread then
+sets :attr:`Lease.lost` and calls ``on_lost``: ``pyama run`` stops at the next frame boundary
+(as on Ctrl-C) and reports it, so two runs do not keep writing one output.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import OutputError
 
@@ -64,6 +70,7 @@ class Lease:
         self.output = output
         self._holder = holder
         self.lost = threading.Event()  # set if another run took the lease over (object mode)
+        self.taken_by: dict[str, Any] = {}  # that run's holder record
 
     @property
     def holder(self) -> dict[str, Any]:
@@ -159,9 +166,11 @@ def _acquire_file_lease(output: str) -> FileLease:
 class ObjectLease(Lease):
     """A lease object refreshed by a heartbeat thread; released by deleting it if still ours."""
 
-    def __init__(self, output: str, holder: dict[str, Any], fs: Any, path: str, heartbeat_s: float):
+    def __init__(self, output: str, holder: dict[str, Any], fs: Any, path: str, heartbeat_s: float,
+                 on_lost: Callable[[], None] | None = None):
         super().__init__(output, holder)
         self._fs, self._path, self._heartbeat_s = fs, path, heartbeat_s
+        self._on_lost = on_lost
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._beat, name="pyama-lease-heartbeat", daemon=True)
@@ -175,7 +184,10 @@ class ObjectLease(Lease):
                 try:
                     current = _read_object(self._fs, self._path)
                     if current is not None and current.get("token") != self._holder["token"]:
-                        self.lost.set()  # taken over (we were presumed dead); stop claiming it
+                        self.taken_by = current  # taken over (we were presumed dead): stop claiming it
+                        self.lost.set()
+                        if self._on_lost is not None:
+                            self._on_lost()
                         return
                     self._holder["heartbeat"] = _now_iso()
                     self._holder["heartbeat_epoch"] = time.time()
@@ -223,7 +235,7 @@ def _fresh(holder: dict[str, Any], stale_s: float) -> bool:
 
 
 def _acquire_object_lease(output: str, storage_options: dict | None, heartbeat_s: float, stale_s: float,
-                          settle_s: float) -> ObjectLease:
+                          settle_s: float, on_lost: Callable[[], None] | None) -> ObjectLease:
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(output, **(storage_options or {}))
@@ -248,12 +260,34 @@ def _acquire_object_lease(output: str, storage_options: dict | None, heartbeat_s
     winner = _read_object(fs, path)
     if winner is None or winner.get("token") != holder["token"]:
         raise _in_use(output, winner or {})
-    return ObjectLease(output, holder, fs, path, heartbeat_s)
+    return ObjectLease(output, holder, fs, path, heartbeat_s, on_lost)
+
+
+def _seconds(variable: str, default: float) -> float:
+    text = os.environ.get(variable)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise OutputError(f"{variable}={text!r} is not a positive number of seconds; set it to e.g. {default:g}")
+    return value
+
+
+def lost_message(lease: Lease) -> str:
+    """One line for a run whose lease another run took over."""
+    by = lease.taken_by
+    who = (f"pyama run on host {by.get('host', '?')} (pid {by.get('pid', '?')}, started {by.get('started', '?')})"
+           if by else "another run")
+    return (f"output {lease.output}: {who} took over this run's lease after its heartbeats stopped reaching "
+            f"the store; this run stopped and its unfinished FOVs are not marked done (that run continues them)")
 
 
 def acquire_lease(output: str | os.PathLike, storage_options: dict | None = None, *,
-                  heartbeat_s: float = 10.0, stale_s: float = 60.0, mode: str | None = None,
-                  settle_s: float = 0.5) -> Lease:
+                  heartbeat_s: float | None = None, stale_s: float | None = None, mode: str | None = None,
+                  settle_s: float = 0.5, on_lost: Callable[[], None] | None = None) -> Lease:
     """Take the exclusive lease on ``output`` or raise :class:`LeaseError` naming its holder.
 
     Parameters
@@ -263,13 +297,17 @@ def acquire_lease(output: str | os.PathLike, storage_options: dict | None = None
     storage_options
         Passed to fsspec for a URL.
     heartbeat_s, stale_s
-        Object leases only: refresh period, and the age after which a lease counts as abandoned.
+        Object leases only: refresh period, and the age after which a lease counts as
+        abandoned (default: ``PYAMA_LEASE_HEARTBEAT_S`` / ``PYAMA_LEASE_STALE_S``, else 10 / 60 s).
     mode
         ``"file"`` (fcntl lock) or ``"object"`` (lease object); by default ``"object"`` for a URL
         and ``"file"`` for a local path. ``"object"`` also suits shared filesystems whose
         locks are unreliable.
     settle_s
         Object leases only: how long to wait before re-reading our lease to detect a race.
+    on_lost
+        Object leases only: called from the heartbeat thread if another run took the lease
+        over (after :attr:`Lease.lost` is set).
     """
     text = os.fspath(output)
     mode = mode or ("object" if is_url(text) else "file")
@@ -278,7 +316,10 @@ def acquire_lease(output: str | os.PathLike, storage_options: dict | None = None
             raise OutputError(f"output {text}: a lock file needs a local path; use mode='object' for a URL")
         return _acquire_file_lease(text)
     if mode == "object":
+        heartbeat_s = _seconds("PYAMA_LEASE_HEARTBEAT_S", 10.0) if heartbeat_s is None else heartbeat_s
+        stale_s = _seconds("PYAMA_LEASE_STALE_S", 60.0) if stale_s is None else stale_s
         if stale_s <= heartbeat_s:
-            raise ValueError("stale_s must be longer than heartbeat_s")
-        return _acquire_object_lease(text, storage_options, heartbeat_s, stale_s, settle_s)
+            raise OutputError(f"lease: the stale time ({stale_s:g} s) must be longer than the heartbeat "
+                              f"({heartbeat_s:g} s); set PYAMA_LEASE_STALE_S above PYAMA_LEASE_HEARTBEAT_S")
+        return _acquire_object_lease(text, storage_options, heartbeat_s, stale_s, settle_s, on_lost)
     raise ValueError(f"unknown lease mode '{mode}'; choose one of: file, object")

@@ -286,8 +286,13 @@ def run_config(config: RunConfig, *, overwrite: bool = False, progress: Progress
     # The lease keeps a second run off this output until this one ends (taken before the
     # slow checks so that a second run is refused at once; nothing is written on error).
     check_output(config.output, config.storage_options)  # missing bucket, refused credentials: before any write
-    with acquire_lease(config.output, config.storage_options):
+    with acquire_lease(config.output, config.storage_options) as lease:
         plan = plan_run(config, registry)
         with open_executor(plan) as executor:
             prepare_output(plan, overwrite)
-            return executor.run(plan, progress)
+            summary = executor.run(plan, progress)
+    if lease.lost.is_set():  # another run took the output over while this one was presumed dead
+        from .lease import LeaseError, lost_message
+
+        raise LeaseError(lost_message(lease))
+    return summary

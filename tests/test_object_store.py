@@ -287,3 +287,27 @@ def test_dask_local_cluster_writes_to_s3_identical_to_local_disk(tmp_path, s3, m
     assert result.returncode == 0, result.stderr
     _assert_same_results(fs, f"{bucket}/dask", local_run)
     assert not fs.exists(f"{bucket}/dask/.pyama-lease.json")
+
+
+def test_run_whose_lease_is_taken_over_stops_and_says_so(tmp_path, s3):
+    """A run presumed dead (no heartbeat for the stale time) whose lease another run took
+    over stops at the next frame boundary instead of writing on beside the new holder."""
+    fs = s3.filesystem()
+    prefix = f"{_bucket(s3)}/taken-over"
+    movie = write_ome_tiff(tmp_path / "movie.ome.tif", [small_scene(f, n_frames=30) for f in (0, 1)])
+    config = _s3_config(tmp_path, movie, f"s3://{prefix}", s3.endpoint, copy_only=True)
+    proc = subprocess.Popen([sys.executable, "-m", "pyama_framework", "run", str(config)],
+                            env={**_run_env(), "PYAMA_LEASE_HEARTBEAT_S": "0.2", "PYAMA_LEASE_STALE_S": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(fs, f"{prefix}/fov_000/.pyama/copy.json", proc)
+    lease_key = f"{prefix}/.pyama-lease.json"
+    other = {"host": "elsewhere", "pid": 4242, "started": "2026-12-02T00:00:00+00:00",
+             "heartbeat": "2026-12-02T00:00:01+00:00", "heartbeat_epoch": time.time(), "token": "the-other-run"}
+    fs.pipe_file(lease_key, json.dumps(other).encode())  # what a run taking over writes
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    assert "pyama run on host elsewhere (pid 4242" in errors[0] and "took over this run's lease" in errors[0]
+    assert not fs.exists(f"{prefix}/fov_001/.pyama/copy.json"), "the second FOV was not finished by this run"
+    assert json.loads(fs.cat_file(lease_key))["token"] == "the-other-run", "the new holder's lease is left alone"
