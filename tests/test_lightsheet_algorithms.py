@@ -157,3 +157,40 @@ def test_projections_of_slabs_combine_to_the_volume_projections():
 def test_shard_shapes_are_clipped_to_the_volume():
     assert clip_blocks((1, 256, 256), (16, 2048, 2048), (20, 96, 300)) == ((1, 96, 256), (16, 96, 512))
     assert clip_blocks((4, 32, 32), (8, 64, 64), (6, 64, 64)) == ((4, 32, 32), (8, 64, 64))
+
+
+def test_shard_writer_on_a_writer_thread_stores_the_same_bytes_and_reraises_failures(tmp_path):
+    """Shards encoded on the writer thread while the caller goes on: same array contents as
+    writing in the caller's thread, for slabs that do and do not align with the shards; a
+    failed write surfaces in the caller's thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import zarr
+
+    from pyama_builtin.lightsheet.volume_store import ShardWriter
+
+    rng = np.random.default_rng(7)
+    volume = rng.integers(0, 4000, size=(21, 64, 48), dtype=np.uint16)
+
+    def write(name, slab, writer):
+        array = zarr.create_array(tmp_path / name, shape=(1, 21, 1, 64, 48), dtype=np.uint16,
+                                  chunks=(1, 1, 1, 32, 48), shards=(1, 4, 1, 64, 48))
+        shards = ShardWriter(array, 0, 0, writer)
+        for z0 in range(0, 21, slab):
+            planes = volume[z0:z0 + slab].copy()  # a fresh array per slab, like a reader's
+            shards.add(planes)
+            if writer is None:
+                planes[:] = 0  # stored already: the caller may reuse its array
+        shards.close()
+        return array[0, :, 0]
+
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for slab in (4, 3, 8):
+            assert np.array_equal(write(f"sync{slab}", slab, None), volume)
+            assert np.array_equal(write(f"async{slab}", slab, writer), volume)
+
+        read_only = zarr.open_array(tmp_path / "sync4", mode="r")
+        shards = ShardWriter(read_only, 0, 0, writer)
+        with pytest.raises(ValueError, match="read-only"):  # at the next shard or at close()
+            shards.add(volume[:8].copy())
+            shards.close()

@@ -15,6 +15,7 @@ several views from ``lightsheet.zarr`` (see docs/lightsheet.md).
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -182,31 +183,34 @@ def correct_volume(ctx: FovContext, t: int, v: int, index: int, layout: VolumeLa
     background = layout.array("calibration/background")[t, v]
     dead = layout.array("calibration/dead_pixels")[t, v]
     threshold = float(layout.array("calibration/threshold")[t, v])
-    volume = ShardWriter(layout.array("corrected"), t, v)
-    mask_writer = ShardWriter(layout.array("mask"), t, v) if p.mask.enabled else None
-    xy = np.zeros((meta.height, meta.width), meta.dtype)
-    mask_xy = np.zeros((-(-meta.height // p.mask.block), -(-meta.width // p.mask.block)), bool)
-    xz = np.zeros((meta.n_z, meta.width), meta.dtype)
-    yz = np.zeros((meta.n_z, meta.height), meta.dtype)
-    for z0 in range(0, meta.n_z, p.slab):
-        z1 = min(z0 + p.slab, meta.n_z)
-        planes = ctx.reader.read_planes(ctx.fov, t, index, z0, z1)
-        # Readers return a fresh array: subtract and fix it in place (no second slab in
-        # memory); a read-only one (a memory map) is copied once by the subtraction.
-        planes = corrections.subtract_background(planes, background, out=planes if planes.flags.writeable else None)
-        corrections.correct_dead_pixels(planes, dead, out=planes)
-        slab_xy, xz[z0:z1], yz[z0:z1] = slab_projections(planes)
-        np.maximum(xy, slab_xy, out=xy)
-        volume.add(planes)
+    # One writer thread encodes and stores finished shards while this thread corrects the
+    # next slab (ShardWriter); it is joined before the projections are written.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyama-shard-writer") as writer:
+        volume = ShardWriter(layout.array("corrected"), t, v, writer)
+        mask_writer = ShardWriter(layout.array("mask"), t, v, writer) if p.mask.enabled else None
+        xy = np.zeros((meta.height, meta.width), meta.dtype)
+        mask_xy = np.zeros((-(-meta.height // p.mask.block), -(-meta.width // p.mask.block)), bool)
+        xz = np.zeros((meta.n_z, meta.width), meta.dtype)
+        yz = np.zeros((meta.n_z, meta.height), meta.dtype)
+        for z0 in range(0, meta.n_z, p.slab):
+            z1 = min(z0 + p.slab, meta.n_z)
+            planes = ctx.reader.read_planes(ctx.fov, t, index, z0, z1)
+            # Readers return a fresh array: subtract and fix it in place (no second slab in
+            # memory); a read-only one (a memory map) is copied once by the subtraction.
+            planes = corrections.subtract_background(planes, background, out=planes if planes.flags.writeable else None)
+            corrections.correct_dead_pixels(planes, dead, out=planes)
+            slab_xy, xz[z0:z1], yz[z0:z1] = slab_projections(planes)
+            np.maximum(xy, slab_xy, out=xy)
+            volume.add(planes)  # from here on `planes` belongs to the writer: not modified below
+            if mask_writer is not None:
+                mask = foreground.block_mask(planes, threshold, p.mask.block, peak=int(slab_xy.max()))
+                mask_xy |= mask.any(axis=0)
+                mask_writer.add(mask)
+            del planes
+            tick(z1)
+        volume.close()
         if mask_writer is not None:
-            mask = foreground.block_mask(planes, threshold, p.mask.block, peak=int(slab_xy.max()))
-            mask_xy |= mask.any(axis=0)
-            mask_writer.add(mask)
-        del planes
-        tick(z1)
-    volume.close()
-    if mask_writer is not None:
-        mask_writer.close()
+            mask_writer.close()
     mask_xy = foreground.expand_block_mask(mask_xy, p.mask.block, (meta.height, meta.width))
     for name, data in (("xy", xy), ("xz", xz), ("yz", yz), ("mask_xy", mask_xy)):
         layout.array(f"projections/{name}")[t, v] = data
