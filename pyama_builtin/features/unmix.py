@@ -290,6 +290,8 @@ def unexplained_light(corrected: np.ndarray, labels: np.ndarray, cell_ids: np.nd
     if not counts.any():
         return np.zeros(labels.shape, dtype=bool)
     level = threshold * float(np.median(sums[counts > 0] / counts[counts > 0]))
+    if not level > 0:  # no cell above the background: nothing to compare with
+        return np.zeros(labels.shape, dtype=bool)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gap + 1, 2 * gap + 1))
     near = cv2.dilate((labels > 0).astype(np.uint8), kernel) > 0
     return ~near & (corrected > level)
@@ -302,8 +304,8 @@ def _fit_objective(image, background, labels, cell_ids, bboxes, sigma) -> float:
     return float(np.nansum(amplitude * rhs))
 
 
-def fit_psf_sigma(image: np.ndarray, background: np.ndarray | None, labels: np.ndarray, cell_ids: np.ndarray, bboxes: np.ndarray,
-                  bounds: tuple[float, float] = (0.5, 4.0), max_cells: int = 80, gap: int = 3,
+def fit_psf_sigma(image: np.ndarray, background: np.ndarray | None, labels: np.ndarray, cell_ids: np.ndarray,
+                  bboxes: np.ndarray, bounds: tuple[float, float] = (0.5, 4.0), max_cells: int = 80, gap: int = 3,
                   threshold: float = 0.25) -> float:
     """The PSF sigma that best explains ``image`` as blurred uniform cells (least squares).
 
@@ -350,7 +352,7 @@ def fit_psf_sigma(image: np.ndarray, background: np.ndarray | None, labels: np.n
     # whole clusters until max_cells is reached (the one crossing it included: a large colony
     # skipped for its size left a speck to decide sigma)
     before = np.cumsum(sizes[order]) - sizes[order]
-    keep_clusters = order[before < max_cells]
+    keep_clusters = order[before < max(int(max_cells), 1)]
     chosen = np.flatnonzero(np.isin(cluster, keep_clusters))
     ids, boxes = cell_ids[chosen], np.asarray(bboxes)[chosen]
     # the fit only reads the region of the widest footprints (reach)
