@@ -11,6 +11,7 @@ The figures in docs/algorithms.md ("Unmixed totals") come from this script.
     python benchmarks/unmix.py                         # held-out seeds of docs/algorithms.md
     python benchmarks/unmix.py --kind rods --seeds 1,2 --sigma 1.0,1.5,2.0,2.5
     python benchmarks/unmix.py --kind rods --seeds 32 --psf 2.0
+    python benchmarks/unmix.py --kind colony --seeds 1,2,3,4   # the colony seeds the auto sigma was chosen on
 """
 
 from __future__ import annotations

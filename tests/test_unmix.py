@@ -96,6 +96,48 @@ def test_exact_recovery_of_a_noiseless_convolution():
     assert fit_psf_sigma(image, None, labels, ids, bboxes) == pytest.approx(1.5, rel=0.02)
 
 
+def rod_grid(gap: int, seed: int = 1):
+    """20 rectangular cells in a 5 x 4 grid, ``gap`` px apart, random brightness, blurred by a
+    Gaussian of sigma 1.5 (scipy), shot noise on a flat background of 100."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((120, 160), dtype=np.int32)
+    for k in range(20):
+        r, c = divmod(k, 4)
+        labels[15 + 18 * r:33 - gap + 18 * r, 20 + 30 * c:50 - gap + 30 * c] = k + 2  # label 1: free
+    image = np.zeros(labels.shape)
+    for k, a in zip(range(2, 22), rng.uniform(50, 500, 20)):
+        image += ndi.gaussian_filter(a * (labels == k), 1.5, mode="constant", truncate=4.0)
+    return rng.poisson(image + 100) - 100.0, labels
+
+
+def test_fit_ignores_the_light_of_missed_cells():
+    """A segmentation that misses 5 of 20 touching cells: their light, with no mask to hold
+    it, was best "explained" by widening the neighbours' PSF, and the fit ran to its 4 px
+    bound (as in colony seed 4, frames 32 and 39, segmented). Blanking that light keeps the fit near the
+    1.5 px of the complete masks."""
+    image, labels = rod_grid(gap=2)
+    ids, bboxes, _, _ = cells_in_frame(labels)
+    assert fit_psf_sigma(image, None, labels, ids, bboxes) == pytest.approx(1.5, rel=0.03)
+    labels[np.isin(labels, [7, 8, 11, 12, 15])] = 0
+    ids, bboxes, _, _ = cells_in_frame(labels)
+    assert fit_psf_sigma(image, None, labels, ids, bboxes, threshold=np.inf) > 3.5  # no blanking
+    assert fit_psf_sigma(image, None, labels, ids, bboxes) < 2.0
+
+
+def test_fit_is_not_left_to_a_speck():
+    """A sharp speck first in label order and a cluster larger than ``max_cells``: the fit
+    takes the cluster crossing ``max_cells`` whole; it used to skip it and fit the speck
+    alone (here sigma at the lower bound; in colony seeds 2 and 11 a speck sent it to the upper
+    one)."""
+    image, labels = rod_grid(gap=1)
+    image = np.hstack([image, np.random.default_rng(2).poisson(100, (120, 80)) - 100.0])
+    labels = np.hstack([labels, np.zeros((120, 80), dtype=labels.dtype)])
+    labels[50:53, 200:203] = 1  # a sharp speck of debris, far from the cells
+    image[50:53, 200:203] += 300.0
+    ids, bboxes, _, _ = cells_in_frame(labels)
+    assert fit_psf_sigma(image, None, labels, ids, bboxes, max_cells=10) == pytest.approx(1.5, rel=0.03)
+
+
 def test_sigma_zero_is_the_plain_total():
     image, labels, _ = touching_pair(noise=True)
     frame = frame_of(image, labels, 0.0)
