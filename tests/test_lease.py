@@ -70,14 +70,25 @@ def test_file_lease_refuses_a_file_as_output(tmp_path):
         acquire_lease(target)
 
 
+def _lease_object(out) -> dict:
+    """The lease object as its holder last wrote it: a heartbeat rewrites the file in place,
+    so a read can catch it empty or half-written (the lease code itself retries the same way)."""
+    for _ in range(50):
+        try:
+            return json.loads((out / OBJECT_FILENAME).read_text())
+        except json.JSONDecodeError:
+            time.sleep(0.01)
+    raise AssertionError("the lease object stayed unreadable for 0.5 s")
+
+
 def test_object_lease_heartbeat_refusal_and_stale_takeover(tmp_path):
     out = tmp_path / "out"
     proc = _holder_process(out, "object")
     try:
-        first = json.loads((out / OBJECT_FILENAME).read_text())
+        first = _lease_object(out)
         assert first["pid"] == proc.pid and first["token"]
         time.sleep(0.7)
-        beat = json.loads((out / OBJECT_FILENAME).read_text())
+        beat = _lease_object(out)
         assert beat["token"] == first["token"] and beat["heartbeat_epoch"] > first["heartbeat_epoch"]
         with pytest.raises(LeaseError, match=f"pid {proc.pid}"):  # fresh heartbeat: refused
             acquire_lease(out, mode="object", heartbeat_s=0.2, stale_s=1.0, settle_s=0.05)
@@ -88,7 +99,7 @@ def test_object_lease_heartbeat_refusal_and_stale_takeover(tmp_path):
         acquire_lease(out, mode="object", heartbeat_s=0.2, stale_s=1.0, settle_s=0.05)
     time.sleep(1.2)
     lease = acquire_lease(out, mode="object", heartbeat_s=0.2, stale_s=1.0, settle_s=0.05)
-    assert json.loads((out / OBJECT_FILENAME).read_text())["pid"] == os.getpid()
+    assert _lease_object(out)["pid"] == os.getpid()
     lease.release()
     assert not (out / OBJECT_FILENAME).exists()
 
@@ -101,7 +112,7 @@ def test_object_lease_taken_over_is_not_deleted_by_the_old_holder(tmp_path):
     (out / OBJECT_FILENAME).write_text(json.dumps(other))
     assert lease.lost.wait(2), "the heartbeat notices that its lease was taken over"
     lease.release()
-    assert json.loads((out / OBJECT_FILENAME).read_text())["token"] == "theirs"
+    assert _lease_object(out)["token"] == "theirs"
 
 
 def test_object_lease_race_has_exactly_one_winner(tmp_path):
@@ -124,7 +135,7 @@ def test_object_lease_race_has_exactly_one_winner(tmp_path):
         t.join()
     winners = [r for r in results if not isinstance(r, LeaseError)]
     assert len(winners) == 1 and len(results) == 3
-    token = json.loads((out / OBJECT_FILENAME).read_text())["token"]
+    token = _lease_object(out)["token"]
     assert winners[0]._holder["token"] == token
     winners[0].release()
 
