@@ -137,6 +137,13 @@ class LogStdParams(CellObjectParams):
         description="How many noise sigma on the halo's side of the background a grown "
                     "edge pixel may be (edge_growth).",
     )
+    outline_gap: int = Field(
+        4, ge=0, le=40,
+        description="Fill the interior of a cell whose outline has gaps: regions enclosed "
+                    "after closing the log-STD mask by a disk of this radius (px, even; "
+                    "computed at half resolution) join the cells when their mean contrast "
+                    "reaches min_contrast (0 = off). See docs/algorithms.md.",
+    )
 
     @field_validator("window_size")
     @classmethod

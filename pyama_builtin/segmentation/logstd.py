@@ -9,7 +9,10 @@ per frame:
    standard deviation of the values at or below it) or ``"valley"``, never below a local
    std of ``min_std`` grey levels (the contour lines of quantised 8-bit frames);
 3. closing by ``disk(footprint_radius)`` x ``iterations``; holes filled on the mask shrunk
-   2x by OR-ing 2 x 2 blocks (4x cheaper; the rim cannot break there);
+   2x by OR-ing 2 x 2 blocks (4x cheaper; the rim cannot break there); regions enclosed
+   only once the mask is closed by ``disk(outline_gap)`` (interiors behind gaps in an
+   outline) kept out of the background estimate, and filled in step 4 when their mean
+   contrast is that of a cell;
 4. polarity (cells brighter or darker than the background) from the mask's interior
    against its rim; cell bodies: pixels deviating from the local background in the cells'
    direction by more than ``body_contrast`` x the background noise: the halo, on the other
@@ -70,6 +73,7 @@ def segment_logstd(
     tophat_scale: float = 1.5,
     edge_growth: int = 1,
     edge_tolerance: float = 2.0,
+    outline_gap: int = 4,
     pixel_size_um: float | None = None,
 ) -> np.ndarray:
     """Segment cells in a phase-contrast or bright-field frame.
@@ -133,6 +137,12 @@ def segment_logstd(
         that neighbouring halos brightened (dense colonies). Ignored with ``polarity="none"``.
     edge_tolerance : float, optional
         How far on the halo's side of the background (noise sigma) a grown pixel may be.
+    outline_gap : int, optional
+        Radius (px) of a closing of the log-STD mask (done at half resolution, so even
+        values) whose enclosed regions are filled when their mean deviation in the cells'
+        direction reaches ``min_contrast`` noise sigma: interiors of cells whose outline has
+        gaps. Pockets of background enclosed by neighbours stay out (their mean is ~0).
+        They are excluded from the background estimate either way. 0 = off.
     pixel_size_um : float or None, optional
         Pixel size of the frame in micrometres (passed by the segment stage from the file's
         metadata; None when unknown). Used only to convert ``cell_diameter_um``.
@@ -171,6 +181,14 @@ def segment_logstd(
     coarse = _or_pool(mask)
     filled = fill_holes(coarse)
     _set_blocks(mask, filled & ~coarse)
+    # Interiors behind a gap in the outline (bright-field cells on a bright background, a
+    # weak side): enclosed once the outline is closed. They are not background (they would
+    # raise its level under the cells) and join the mask when they pass the contrast test.
+    bridged = None
+    if outline_gap >= 2:
+        closed = closing(coarse, outline_gap // 2, 1)
+        bridged = fill_holes(filled | (fill_holes(closed) & ~closed)) & ~filled
+        filled |= bridged
     coarse = filled
     background = background_level(image[::4, ::4], coarse[::2, ::2], step=4)
     if background is None:  # (almost) all foreground: nothing to compare with
@@ -182,6 +200,8 @@ def segment_logstd(
     edges = None
     if sign != 0.0:
         deviation *= sign
+        if bridged is not None and bridged.any():
+            _fill_bridged(mask, bridged, deviation, min_contrast * noise)
         if edge_growth > 0:
             edges = mask.copy()  # the log-STD mask before the body test (step 7)
         mask &= deviation > body_contrast * noise
@@ -245,6 +265,24 @@ def _tophat_body(image: np.ndarray, sign: float, coarse_body: np.ndarray,
     return top > max(float(threshold_li(sample)), 3.0 * noise_sigma(image))
 
 
+def _fill_bridged(mask: np.ndarray, bridged: np.ndarray, deviation: np.ndarray, least: float) -> None:
+    """Set in ``mask`` the regions of ``bridged`` (2x-shrunk grid) whose mean ``deviation``
+    (full grid, in the cells' direction) is at least ``least``: cell interiors behind a gap
+    in the outline, not pockets of background enclosed by neighbours."""
+    import cv2
+
+    n, regions = cv2.connectedComponents(bridged.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    where = np.flatnonzero(bridged)  # a few thousand px: sums over those only
+    rows, cols = np.divmod(where, regions.shape[1])
+    inside = (2 * rows < deviation.shape[0]) & (2 * cols < deviation.shape[1])
+    rows, cols = rows[inside], cols[inside]
+    ids = regions.ravel()[where[inside]]
+    values = deviation[2 * rows, 2 * cols]
+    mean = np.bincount(ids, weights=values, minlength=n) / np.maximum(np.bincount(ids, minlength=n), 1)
+    good = (mean >= least)[ids]
+    _set_blocks(mask, None, rows[good], cols[good])
+
+
 def _or_pool(mask: np.ndarray) -> np.ndarray:
     """``mask`` shrunk 2x: a pixel per 2 x 2 block, set when any of the block is."""
     h, w = mask.shape
@@ -253,9 +291,11 @@ def _or_pool(mask: np.ndarray) -> np.ndarray:
     return mask[::2, ::2] | mask[1::2, ::2] | mask[::2, 1::2] | mask[1::2, 1::2]
 
 
-def _set_blocks(mask: np.ndarray, blocks: np.ndarray) -> None:
-    """Set in ``mask`` the 2 x 2 blocks that are set in its 2x-shrunk ``blocks``."""
-    rows, cols = np.nonzero(blocks)
+def _set_blocks(mask: np.ndarray, blocks: np.ndarray | None, rows=None, cols=None) -> None:
+    """Set in ``mask`` the 2 x 2 blocks that are set in its 2x-shrunk ``blocks`` (or at
+    ``rows``, ``cols`` of that grid)."""
+    if blocks is not None:
+        rows, cols = np.nonzero(blocks)
     h, w = mask.shape
     for dy in (0, 1):
         for dx in (0, 1):
