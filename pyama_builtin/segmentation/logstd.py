@@ -72,7 +72,7 @@ def segment_logstd(
     body: Literal["background", "tophat"] = "background",
     tophat_scale: float = 1.5,
     edge_growth: int = 1,
-    edge_tolerance: float = 2.0,
+    edge_tolerance: float = 4.0,
     outline_gap: int = 4,
     pixel_size_um: float | None = None,
 ) -> np.ndarray:
