@@ -36,7 +36,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..cvops import box_sum
-from .morphology import closing, fill_holes, label_by_size, opening
+from .morphology import closing, dilate, fill_holes, label_by_size, opening
 from .objects import (estimate_cell_width, grow_edges, object_slices, reject_objects, renumber,
                       split_touching)
 from .polarity import background_level, cell_polarity, signed_deviation
@@ -187,7 +187,9 @@ def segment_logstd(
     bridged = None
     if outline_gap >= 2:
         closed = closing(coarse, outline_gap // 2, 1)
-        bridged = fill_holes(filled | (fill_holes(closed) & ~closed)) & ~filled
+        bridged = fill_holes(closed) & ~closed
+        # with the closing's own pixels around them (the gap), as one region per hole
+        bridged |= dilate(bridged, outline_gap // 2) & closed & ~filled
         filled |= bridged
     coarse = filled
     background = background_level(image[::4, ::4], coarse[::2, ::2], step=4)
