@@ -25,7 +25,8 @@ per frame:
 6. touching cells split by a marker-controlled watershed on the distance transform;
 7. optionally (``edge_growth`` > 0) each cell grown by up to that many px into edge pixels
    (step 2's mask) that are not clearly on the halo's side of the background: in dense
-   colonies the neighbours' halos brighten a cell's rim and step 4 trims it.
+   colonies the neighbours' halos brighten a cell's rim and step 4 trims it (hence a wider
+   tolerance between cells).
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ def segment_logstd(
     body: Literal["background", "tophat"] = "background",
     tophat_scale: float = 1.5,
     edge_growth: int = 1,
-    edge_tolerance: float = 4.0,
+    edge_tolerance: float = 2.0,
+    crowded_tolerance: float = 6.0,
+    crowded_reach: int = 7,
     outline_gap: int = 4,
     pixel_size_um: float | None = None,
 ) -> np.ndarray:
@@ -137,6 +140,12 @@ def segment_logstd(
         that neighbouring halos brightened (dense colonies). Ignored with ``polarity="none"``.
     edge_tolerance : float, optional
         How far on the halo's side of the background (noise sigma) a grown pixel may be.
+    crowded_tolerance : float, optional
+        The same tolerance for pixels between cells (another cell within ``crowded_reach``
+        px along the row or column): in a dense colony the neighbours' halos brighten each
+        rim, so it lies further on the halo's side. Not above ``edge_tolerance``: off.
+    crowded_reach : int, optional
+        Distance (px) within which another cell makes a pixel "between cells".
     outline_gap : int, optional
         Radius (px) of a closing of the log-STD mask (done at half resolution, so even
         values) whose enclosed regions are filled when their mean deviation in the cells'
@@ -239,6 +248,10 @@ def segment_logstd(
     if edges is None:
         return out
     del labels, mask
+    if crowded_tolerance > edge_tolerance:
+        crowded = edges & (deviation > -crowded_tolerance * noise)
+        edges &= deviation > -edge_tolerance * noise
+        return grow_edges(out, edges, edge_growth, crowded=crowded, reach=crowded_reach)
     edges &= deviation > -edge_tolerance * noise
     return grow_edges(out, edges, edge_growth)
 
