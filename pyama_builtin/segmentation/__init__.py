@@ -133,7 +133,7 @@ class LogStdParams(CellObjectParams):
                     "neighbouring halos trim the rims; 0 = off). See docs/algorithms.md.",
     )
     edge_tolerance: float = Field(
-        4.0, ge=0.0, le=100.0,
+        2.0, ge=0.0, le=100.0,
         description="How many noise sigma on the halo's side of the background a grown "
                     "edge pixel may be (edge_growth).",
     )
