@@ -38,7 +38,7 @@ from scipy import ndimage as ndi
 
 from ..cvops import box_sum
 from .morphology import closing, dilate, fill_holes, label_by_size, opening
-from .objects import (estimate_cell_width, grow_edges, object_slices, reject_objects, renumber,
+from .objects import (estimate_cell_width, grow_into, object_slices, reject_objects, renumber,
                       split_touching)
 from .polarity import background_level, cell_polarity, signed_deviation
 
@@ -248,12 +248,14 @@ def segment_logstd(
     if edges is None:
         return out
     del labels, mask
-    if crowded_tolerance > edge_tolerance:
-        crowded = edges & (deviation > -crowded_tolerance * noise)
-        edges &= deviation > -edge_tolerance * noise
-        return grow_edges(out, edges, edge_growth, crowded=crowded, reach=crowded_reach)
-    edges &= deviation > -edge_tolerance * noise
-    return grow_edges(out, edges, edge_growth)
+    # Candidates: background pixels of the log-STD mask, their deviation read there only.
+    candidates = np.flatnonzero(edges.ravel() & (out.ravel() == 0))
+    value = deviation.ravel()[candidates]
+    strict = value > -edge_tolerance * noise
+    if crowded_tolerance <= edge_tolerance:
+        return grow_into(out, candidates[strict], edge_growth)
+    ok = value > -crowded_tolerance * noise
+    return grow_into(out, candidates[ok], edge_growth, ~strict[ok], crowded_reach)
 
 
 def _tophat_body(image: np.ndarray, sign: float, coarse_body: np.ndarray,

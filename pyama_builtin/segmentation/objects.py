@@ -14,7 +14,7 @@ from scipy import ndimage as ndi
 
 from .morphology import erode
 
-__all__ = ["estimate_cell_width", "reject_objects", "split_touching", "grow_edges", "renumber",
+__all__ = ["estimate_cell_width", "reject_objects", "split_touching", "grow_edges", "grow_into", "renumber",
            "object_slices"]
 
 # Objects measured to estimate the width: a spread sample is as good as all of them and
@@ -209,9 +209,8 @@ def grow_edges(labels: np.ndarray, allowed: np.ndarray, steps: int,
     # 4 neighbours instead of shifting whole frames (the same result; ~1 % of a frame of
     # cells is a candidate: 3x cheaper at 2048 x 2048).
     if not labels.flags.c_contiguous:  # the flat view below must write into `labels`
-        labels[...] = grow_edges(np.ascontiguousarray(labels), allowed, steps)
+        labels[...] = grow_edges(np.ascontiguousarray(labels), allowed, steps, crowded, reach)
         return labels
-    h, w = labels.shape
     flat = labels.reshape(-1)  # a view: writes go to `labels`
     loose = None  # per candidate: allowed only between cells (``crowded``)
     if crowded is None:
@@ -219,6 +218,17 @@ def grow_edges(labels: np.ndarray, allowed: np.ndarray, steps: int,
     else:
         candidates = np.flatnonzero((allowed | crowded).ravel() & (flat == 0))
         loose = ~allowed.ravel()[candidates]
+    return grow_into(labels, candidates, steps, loose, reach)
+
+
+def grow_into(labels: np.ndarray, candidates: np.ndarray, steps: int,
+              loose: np.ndarray | None = None, reach: int = 2) -> np.ndarray:
+    """:func:`grow_edges` from its candidates: ``candidates`` are the sorted flat indices of
+    the background pixels that may join an object, ``loose`` (optional, one per candidate)
+    marks those that may only between cells. ``labels`` (C-contiguous) is modified and
+    returned."""
+    h, w = labels.shape
+    flat = labels.reshape(-1)
     for _ in range(steps):
         if candidates.size == 0:
             break
