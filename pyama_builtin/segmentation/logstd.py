@@ -37,7 +37,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..cvops import box_sum
-from .morphology import closing, dilate, fill_holes, label_by_size, opening
+from .blocks import bridged_regions, fill_bridged, or_pool, set_blocks
+from .morphology import closing, fill_holes, label_by_size, opening
 from .objects import (estimate_cell_width, grow_into, object_slices, reject_objects, renumber,
                       split_touching)
 from .polarity import background_level, cell_polarity, signed_deviation
@@ -187,18 +188,15 @@ def segment_logstd(
     # blocks: 4x less work, the rim cannot break (any rim pixel marks its block), and a
     # block-hole is 4 hole pixels. Hole pixels in blocks shared with the rim are left to
     # the fill after the body step. Background and polarity are statistics read there too.
-    coarse = _or_pool(mask)
+    coarse = or_pool(mask)
     filled = fill_holes(coarse)
-    _set_blocks(mask, filled & ~coarse)
+    set_blocks(mask, filled & ~coarse)
     # Interiors behind a gap in the outline (bright-field cells on a bright background, a
     # weak side): enclosed once the outline is closed. They are not background (they would
     # raise its level under the cells) and join the mask when they pass the contrast test.
     bridged = None
     if outline_gap >= 2:
-        closed = closing(coarse, outline_gap // 2, 1)
-        bridged = fill_holes(closed) & ~closed
-        # with the closing's own pixels around them (the gap), as one region per hole
-        bridged |= dilate(bridged, outline_gap // 2) & closed & ~filled
+        bridged = bridged_regions(coarse, filled, outline_gap // 2)
         filled |= bridged
     coarse = filled
     background = background_level(image[::4, ::4], coarse[::2, ::2], step=4)
@@ -212,7 +210,7 @@ def segment_logstd(
     if sign != 0.0:
         deviation *= sign
         if bridged is not None and bridged.any():
-            _fill_bridged(mask, bridged, deviation, min_contrast * noise)
+            fill_bridged(mask, bridged, deviation, min_contrast * noise)
         if edge_growth > 0:
             edges = mask.copy()  # the log-STD mask before the body test (step 7)
         mask &= deviation > body_contrast * noise
@@ -280,45 +278,6 @@ def _tophat_body(image: np.ndarray, sign: float, coarse_body: np.ndarray,
     if sample.max() <= sample.min():
         return np.zeros(image.shape, dtype=bool)
     return top > max(float(threshold_li(sample)), 3.0 * noise_sigma(image))
-
-
-def _fill_bridged(mask: np.ndarray, bridged: np.ndarray, deviation: np.ndarray, least: float) -> None:
-    """Set in ``mask`` the regions of ``bridged`` (2x-shrunk grid) whose mean ``deviation``
-    (full grid, in the cells' direction) is at least ``least``: cell interiors behind a gap
-    in the outline, not pockets of background enclosed by neighbours."""
-    import cv2
-
-    n, regions = cv2.connectedComponents(bridged.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
-    where = np.flatnonzero(bridged)  # a few thousand px: sums over those only
-    rows, cols = np.divmod(where, regions.shape[1])
-    inside = (2 * rows < deviation.shape[0]) & (2 * cols < deviation.shape[1])
-    rows, cols = rows[inside], cols[inside]
-    ids = regions.ravel()[where[inside]]
-    values = deviation[2 * rows, 2 * cols]
-    mean = np.bincount(ids, weights=values, minlength=n) / np.maximum(np.bincount(ids, minlength=n), 1)
-    good = (mean >= least)[ids]
-    _set_blocks(mask, None, rows[good], cols[good])
-
-
-def _or_pool(mask: np.ndarray) -> np.ndarray:
-    """``mask`` shrunk 2x: a pixel per 2 x 2 block, set when any of the block is."""
-    h, w = mask.shape
-    if h % 2 or w % 2:
-        mask = np.pad(mask, ((0, h % 2), (0, w % 2)))
-    return mask[::2, ::2] | mask[1::2, ::2] | mask[::2, 1::2] | mask[1::2, 1::2]
-
-
-def _set_blocks(mask: np.ndarray, blocks: np.ndarray | None, rows=None, cols=None) -> None:
-    """Set in ``mask`` the 2 x 2 blocks that are set in its 2x-shrunk ``blocks`` (or at
-    ``rows``, ``cols`` of that grid)."""
-    if blocks is not None:
-        rows, cols = np.nonzero(blocks)
-    h, w = mask.shape
-    for dy in (0, 1):
-        for dx in (0, 1):
-            y, x = 2 * rows + dy, 2 * cols + dx
-            inside = (y < h) & (x < w)
-            mask[y[inside], x[inside]] = True
 
 
 def _given_width(cell_diameter: float, cell_diameter_um: float | None,
