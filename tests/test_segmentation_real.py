@@ -41,7 +41,7 @@ def _movie(name: str):
 CASES = [
     ("psc", [0, 25, 49], (0.27, 0.30, 0.6)),
     ("c2c12", [0, 1, 2], (0.30, 0.29, 0.3)),
-    ("bsubtilis", [0, 1, 2, 3], (0.71, 0.71, 1.0)),
+    ("bsubtilis", [0, 1, 2, 3], (0.74, 0.74, 1.0)),  # round 7: 0.787 / 0.790 / 1.0
 ]
 
 
@@ -136,3 +136,15 @@ def test_edge_growth_on_the_bacterial_colony():
     print(f"bsubtilis edge_growth 1: Jaccard {jaccard:.3f} SEG {seg:.3f}")
     assert jaccard >= FLOOR_EDGE_GROWTH_BSUB[0] and seg >= FLOOR_EDGE_GROWTH_BSUB[1]
     assert seg > _scores(movie.truth[frames], default)[1] + 0.02
+
+
+def test_interiors_behind_outline_gaps_on_the_bacterial_colony():
+    """Bright-field B. subtilis cells whose dark outline fades on one side (bright background
+    at the right edge, a weak side) have smooth interiors the log-STD mask does not enclose:
+    ``outline_gap`` fills them and keeps them out of the background estimate (round 7, all
+    4 frames: SEG 0.766 -> 0.790, docs/algorithms.md)."""
+    movie = _movie("bsubtilis")
+    frames = [0, 1, 2, 3]
+    filled = np.stack([segment_logstd(movie.images[t]) for t in frames])
+    off = np.stack([segment_logstd(movie.images[t], outline_gap=0) for t in frames])
+    assert _scores(movie.truth[frames], filled)[1] > _scores(movie.truth[frames], off)[1] + 0.015

@@ -348,3 +348,23 @@ def test_registration_is_lazy_and_params_match_the_function():
     signature = inspect.signature(function)
     for name, value in registration.validate_params({}).model_dump().items():
         assert signature.parameters[name].default == value
+
+
+@pytest.mark.parametrize("name", TRACKERS)
+def test_a_cell_that_was_cut_once_divides_much_later_under_its_own_id(name):
+    """A rejected split renames the piece that lives on to the mother's ID; the tracker keeps
+    using the piece's own ID internally, so that renaming must last as long as the cell. It
+    used to be forgotten after ~16 frames, and when the cell divided later (here at frame 34)
+    its daughters' parent was an ID no output frame carries (found on PSC, issue 7 round 7:
+    the track stage stopped with "not a track that ended before frame 49")."""
+    from pyama_framework.stages.track import Lineage
+
+    scenes = [CLUMP] * 3 + [TOUCHING] + [CLUMP] * 30 + [TOUCHING] * 4
+    labels, parents = run(TRACKERS[name], [ellipses((80, 140), c) for c in scenes])
+    lineage = Lineage()
+    for t, (lab, par) in enumerate(zip(labels, parents)):
+        lineage.add(t, np.unique(lab[lab > 0]), par, name)  # raises on a parent that is not a track
+    whole = {int(lab[40, 67]) for lab in labels[:3] + labels[4:34]}
+    assert len(whole) == 1
+    mother = whole.pop()
+    assert parents[34] == {d: mother for d in ids_at(labels[34], PIECES)}

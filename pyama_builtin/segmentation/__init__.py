@@ -137,6 +137,25 @@ class LogStdParams(CellObjectParams):
         description="How many noise sigma on the halo's side of the background a grown "
                     "edge pixel may be (edge_growth).",
     )
+    crowded_tolerance: float = Field(
+        6.0, ge=0.0, le=100.0,
+        description="Edge growth between touching cells (another cell within crowded_reach "
+                    "px along a row or column) may take pixels up to this many noise sigma on "
+                    "the halo's side: there the neighbours' halos brighten the rims "
+                    "(<= edge_tolerance = off).",
+    )
+    crowded_reach: int = Field(
+        7, ge=1, le=50,
+        description="How far (px) another cell may be for a pixel to count as between cells "
+                    "(crowded_tolerance).",
+    )
+    outline_gap: int = Field(
+        4, ge=0, le=40,
+        description="Fill the interior of a cell whose outline has gaps: regions enclosed "
+                    "after closing the log-STD mask by a disk of this radius (px, even; "
+                    "computed at half resolution) join the cells when their mean contrast "
+                    "reaches min_contrast (0 = off). See docs/algorithms.md.",
+    )
 
     @field_validator("window_size")
     @classmethod

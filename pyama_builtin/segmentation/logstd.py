@@ -9,7 +9,10 @@ per frame:
    standard deviation of the values at or below it) or ``"valley"``, never below a local
    std of ``min_std`` grey levels (the contour lines of quantised 8-bit frames);
 3. closing by ``disk(footprint_radius)`` x ``iterations``; holes filled on the mask shrunk
-   2x by OR-ing 2 x 2 blocks (4x cheaper; the rim cannot break there);
+   2x by OR-ing 2 x 2 blocks (4x cheaper; the rim cannot break there); regions enclosed
+   only once the mask is closed by ``disk(outline_gap)`` (interiors behind gaps in an
+   outline) kept out of the background estimate, and filled in step 4 when their mean
+   contrast is that of a cell;
 4. polarity (cells brighter or darker than the background) from the mask's interior
    against its rim; cell bodies: pixels deviating from the local background in the cells'
    direction by more than ``body_contrast`` x the background noise: the halo, on the other
@@ -22,7 +25,8 @@ per frame:
 6. touching cells split by a marker-controlled watershed on the distance transform;
 7. optionally (``edge_growth`` > 0) each cell grown by up to that many px into edge pixels
    (step 2's mask) that are not clearly on the halo's side of the background: in dense
-   colonies the neighbours' halos brighten a cell's rim and step 4 trims it.
+   colonies the neighbours' halos brighten a cell's rim and step 4 trims it (hence a wider
+   tolerance between cells).
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..cvops import box_sum
+from .blocks import bridged_regions, fill_bridged, or_pool, set_blocks
 from .morphology import closing, fill_holes, label_by_size, opening
-from .objects import (estimate_cell_width, grow_edges, object_slices, reject_objects, renumber,
+from .objects import (estimate_cell_width, grow_into, object_slices, reject_objects, renumber,
                       split_touching)
 from .polarity import background_level, cell_polarity, signed_deviation
 
@@ -70,6 +75,9 @@ def segment_logstd(
     tophat_scale: float = 1.5,
     edge_growth: int = 1,
     edge_tolerance: float = 2.0,
+    crowded_tolerance: float = 6.0,
+    crowded_reach: int = 7,
+    outline_gap: int = 4,
     pixel_size_um: float | None = None,
 ) -> np.ndarray:
     """Segment cells in a phase-contrast or bright-field frame.
@@ -133,6 +141,18 @@ def segment_logstd(
         that neighbouring halos brightened (dense colonies). Ignored with ``polarity="none"``.
     edge_tolerance : float, optional
         How far on the halo's side of the background (noise sigma) a grown pixel may be.
+    crowded_tolerance : float, optional
+        The same tolerance for pixels between cells (another cell within ``crowded_reach``
+        px along the row or column): in a dense colony the neighbours' halos brighten each
+        rim, so it lies further on the halo's side. Not above ``edge_tolerance``: off.
+    crowded_reach : int, optional
+        Distance (px) within which another cell makes a pixel "between cells".
+    outline_gap : int, optional
+        Radius (px) of a closing of the log-STD mask (done at half resolution, so even
+        values) whose enclosed regions are filled when their mean deviation in the cells'
+        direction reaches ``min_contrast`` noise sigma: interiors of cells whose outline has
+        gaps. Pockets of background enclosed by neighbours stay out (their mean is ~0).
+        They are excluded from the background estimate either way. 0 = off.
     pixel_size_um : float or None, optional
         Pixel size of the frame in micrometres (passed by the segment stage from the file's
         metadata; None when unknown). Used only to convert ``cell_diameter_um``.
@@ -168,9 +188,16 @@ def segment_logstd(
     # blocks: 4x less work, the rim cannot break (any rim pixel marks its block), and a
     # block-hole is 4 hole pixels. Hole pixels in blocks shared with the rim are left to
     # the fill after the body step. Background and polarity are statistics read there too.
-    coarse = _or_pool(mask)
+    coarse = or_pool(mask)
     filled = fill_holes(coarse)
-    _set_blocks(mask, filled & ~coarse)
+    set_blocks(mask, filled & ~coarse)
+    # Interiors behind a gap in the outline (bright-field cells on a bright background, a
+    # weak side): enclosed once the outline is closed. They are not background (they would
+    # raise its level under the cells) and join the mask when they pass the contrast test.
+    bridged = None
+    if outline_gap >= 2:
+        bridged = bridged_regions(coarse, filled, outline_gap // 2)
+        filled |= bridged
     coarse = filled
     background = background_level(image[::4, ::4], coarse[::2, ::2], step=4)
     if background is None:  # (almost) all foreground: nothing to compare with
@@ -182,6 +209,8 @@ def segment_logstd(
     edges = None
     if sign != 0.0:
         deviation *= sign
+        if bridged is not None and bridged.any():
+            fill_bridged(mask, bridged, deviation, min_contrast * noise)
         if edge_growth > 0:
             edges = mask.copy()  # the log-STD mask before the body test (step 7)
         mask &= deviation > body_contrast * noise
@@ -217,8 +246,14 @@ def segment_logstd(
     if edges is None:
         return out
     del labels, mask
-    edges &= deviation > -edge_tolerance * noise
-    return grow_edges(out, edges, edge_growth)
+    # Candidates: background pixels of the log-STD mask, their deviation read there only.
+    candidates = np.flatnonzero(edges.ravel() & (out.ravel() == 0))
+    value = deviation.ravel()[candidates]
+    strict = value > -edge_tolerance * noise
+    if crowded_tolerance <= edge_tolerance:
+        return grow_into(out, candidates[strict], edge_growth)
+    ok = value > -crowded_tolerance * noise
+    return grow_into(out, candidates[ok], edge_growth, ~strict[ok], crowded_reach)
 
 
 def _tophat_body(image: np.ndarray, sign: float, coarse_body: np.ndarray,
@@ -243,25 +278,6 @@ def _tophat_body(image: np.ndarray, sign: float, coarse_body: np.ndarray,
     if sample.max() <= sample.min():
         return np.zeros(image.shape, dtype=bool)
     return top > max(float(threshold_li(sample)), 3.0 * noise_sigma(image))
-
-
-def _or_pool(mask: np.ndarray) -> np.ndarray:
-    """``mask`` shrunk 2x: a pixel per 2 x 2 block, set when any of the block is."""
-    h, w = mask.shape
-    if h % 2 or w % 2:
-        mask = np.pad(mask, ((0, h % 2), (0, w % 2)))
-    return mask[::2, ::2] | mask[1::2, ::2] | mask[::2, 1::2] | mask[1::2, 1::2]
-
-
-def _set_blocks(mask: np.ndarray, blocks: np.ndarray) -> None:
-    """Set in ``mask`` the 2 x 2 blocks that are set in its 2x-shrunk ``blocks``."""
-    rows, cols = np.nonzero(blocks)
-    h, w = mask.shape
-    for dy in (0, 1):
-        for dx in (0, 1):
-            y, x = 2 * rows + dy, 2 * cols + dx
-            inside = (y < h) & (x < w)
-            mask[y[inside], x[inside]] = True
 
 
 def _given_width(cell_diameter: float, cell_diameter_um: float | None,

@@ -14,7 +14,7 @@ from scipy import ndimage as ndi
 
 from .morphology import erode
 
-__all__ = ["estimate_cell_width", "reject_objects", "split_touching", "grow_edges", "renumber",
+__all__ = ["estimate_cell_width", "reject_objects", "split_touching", "grow_edges", "grow_into", "renumber",
            "object_slices"]
 
 # Objects measured to estimate the width: a spread sample is as good as all of them and
@@ -175,7 +175,8 @@ def split_touching(
     return out
 
 
-def grow_edges(labels: np.ndarray, allowed: np.ndarray, steps: int) -> np.ndarray:
+def grow_edges(labels: np.ndarray, allowed: np.ndarray, steps: int,
+               crowded: np.ndarray | None = None, reach: int = 2) -> np.ndarray:
     """Grow the labelled objects by up to ``steps`` px into ``allowed`` background pixels.
 
     Each step gives every background pixel of ``allowed`` that touches an object (4
@@ -193,6 +194,11 @@ def grow_edges(labels: np.ndarray, allowed: np.ndarray, steps: int) -> np.ndarra
         Pixels that may join an object.
     steps : int
         Largest growth in px (0 = none).
+    crowded : (H, W) bool ndarray, optional
+        Further pixels that may join an object only where another object lies within
+        ``reach`` px along their row or column (between touching cells).
+    reach : int, optional
+        That distance in px.
 
     Returns
     -------
@@ -203,11 +209,26 @@ def grow_edges(labels: np.ndarray, allowed: np.ndarray, steps: int) -> np.ndarra
     # 4 neighbours instead of shifting whole frames (the same result; ~1 % of a frame of
     # cells is a candidate: 3x cheaper at 2048 x 2048).
     if not labels.flags.c_contiguous:  # the flat view below must write into `labels`
-        labels[...] = grow_edges(np.ascontiguousarray(labels), allowed, steps)
+        labels[...] = grow_edges(np.ascontiguousarray(labels), allowed, steps, crowded, reach)
         return labels
-    h, w = labels.shape
     flat = labels.reshape(-1)  # a view: writes go to `labels`
-    candidates = np.flatnonzero(allowed.ravel() & (flat == 0))
+    loose = None  # per candidate: allowed only between cells (``crowded``)
+    if crowded is None:
+        candidates = np.flatnonzero(allowed.ravel() & (flat == 0))
+    else:
+        candidates = np.flatnonzero((allowed | crowded).ravel() & (flat == 0))
+        loose = ~allowed.ravel()[candidates]
+    return grow_into(labels, candidates, steps, loose, reach)
+
+
+def grow_into(labels: np.ndarray, candidates: np.ndarray, steps: int,
+              loose: np.ndarray | None = None, reach: int = 2) -> np.ndarray:
+    """:func:`grow_edges` from its candidates: ``candidates`` are the sorted flat indices of
+    the background pixels that may join an object, ``loose`` (optional, one per candidate)
+    marks those that may only between cells. ``labels`` (C-contiguous) is modified and
+    returned."""
+    h, w = labels.shape
+    flat = labels.reshape(-1)
     for _ in range(steps):
         if candidates.size == 0:
             break
@@ -219,11 +240,33 @@ def grow_edges(labels: np.ndarray, allowed: np.ndarray, steps: int) -> np.ndarra
             take = (got == 0) & (source > 0)
             got[take] = source[take]
         hit = got > 0
+        if loose is not None:  # checked only where a cell could grow: a few % of the candidates
+            check = np.flatnonzero(hit & loose)
+            hit[check[~_between_cells(flat, candidates[check], labels.shape, reach)]] = False
         if not hit.any():
             break
         flat[candidates[hit]] = got[hit]
         candidates = candidates[~hit]
+        if loose is not None:
+            loose = loose[~hit]
     return labels
+
+
+def _between_cells(flat: np.ndarray, at: np.ndarray, shape: tuple[int, int], reach: int) -> np.ndarray:
+    """Whether each pixel ``at`` (flat indices into ``flat``, labels of ``shape``) has two
+    different objects within ``reach`` px along its row or column: it lies in the gap
+    between touching cells."""
+    h, w = shape
+    d = np.arange(1, reach + 1)
+    dy = np.concatenate([-d, d, 0 * d, 0 * d])
+    dx = np.concatenate([0 * d, 0 * d, -d, d])
+    y, x = np.divmod(at, w)
+    yy, xx = y[:, None] + dy, x[:, None] + dx  # (pixels, 4 * reach): the cross around each
+    inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+    value = np.where(inside, flat[np.where(inside, yy * w + xx, 0)], 0)
+    high = value.max(axis=1)
+    low = np.where(value > 0, value, np.iinfo(value.dtype).max).min(axis=1)
+    return (high > 0) & (low < high)
 
 
 def object_slices(pixels: np.ndarray, ids: np.ndarray, n: int, width: int) -> list:

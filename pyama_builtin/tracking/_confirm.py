@@ -89,7 +89,11 @@ def confirm_divisions(frames: Iterable[CellFrame], lookahead: int, min_mother_ag
     for t, frame in enumerate(frames):
         if renamed:
             for old in np.intersect1d(frame.ids, np.fromiter(renamed, np.int64)).tolist():
+                last[old] = t  # the tracker still uses this ID: its renaming must not be forgotten
                 frame.rename(old, renamed[old])
+            for m in frame.parents.values():
+                if m in renamed:
+                    last[m] = t
             frame.parents = {d: renamed.get(m, m) for d, m in frame.parents.items()}
         _note_ages(frame.ids, t, born, last)
         held.append(frame)
