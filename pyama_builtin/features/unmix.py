@@ -19,10 +19,13 @@ measurement-mask sum plus the modelled light beyond the mask.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+# OpenCV through cvops: its thread pool sized like the other native pools (one per FOV),
+# also when the extract stage runs in a worker that never segmented (a resumed run).
+from ..cvops import cv2
 
 __all__ = ["fit_psf_sigma", "neighbour_correction", "psf_footprints", "unexplained_light", "unmix_amplitudes",
            "unmixed_totals"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..cvops import cv2  # OpenCV with its thread pool sized like the other native pools
 from .morphology import closing, dilate, fill_holes
 
 __all__ = ["or_pool", "set_blocks", "bridged_regions", "fill_bridged"]
@@ -29,8 +30,6 @@ def fill_bridged(mask: np.ndarray, bridged: np.ndarray, deviation: np.ndarray, l
     """Set in ``mask`` the regions of ``bridged`` (2x-shrunk grid) whose mean ``deviation``
     (full grid, in the cells' direction) is at least ``least``: cell interiors behind a gap
     in the outline, not pockets of background enclosed by neighbours."""
-    import cv2
-
     n, regions = cv2.connectedComponents(bridged.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
     where = np.flatnonzero(bridged)  # a few thousand px: sums over those only
     rows, cols = np.divmod(where, regions.shape[1])
