@@ -64,6 +64,15 @@ class ExtractionConfig(_Section):
                     "(splits the blurred light of touching cells); 'auto' fits it per frame "
                     "(an effective sigma: PSF, soft cell edges and mask placement); 0 = no unmixing")
 
+    @field_validator("psf_sigma", mode="wrap")
+    @classmethod
+    def _psf_sigma(cls, value: Any, handler: Any) -> Any:
+        try:  # one error for the field instead of one per member of the union
+            return handler(value)
+        except ValidationError:
+            raise ValueError(f"{value!r} is not a PSF sigma; give 'auto' or a number of px "
+                             f"from 0 to 10 (0 = no unmixing)") from None
+
 
 class CroppingConfig(_Section):
     enabled: bool = Field(True, description="Write per-cell crops to cells.zarr")

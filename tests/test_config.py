@@ -90,3 +90,16 @@ def test_config_commands(tmp_path, two_fov_file):
     assert {"input", "output", "channels", "segmentation", "execution"} <= set(schema["properties"])
     ok = pyama("config", "validate", str(write_config(tmp_path, two_fov_file)))
     assert ok.returncode == 0 and "2 FOV(s)" in ok.stdout
+
+
+@pytest.mark.parametrize("sigma", ["wide", -1, 11])
+def test_bad_psf_sigma_is_one_line(tmp_path, two_fov_file, sigma):
+    message = _error(tmp_path, two_fov_file, extraction={"psf_sigma": sigma})
+    assert len(message.strip().splitlines()) == 1, message
+    assert "extraction.psf_sigma" in message and "give 'auto' or a number of px from 0 to 10" in message
+
+
+def test_psf_sigma_accepts_auto_and_numbers(tmp_path, two_fov_file):
+    for sigma in ("auto", 0, 1.5):
+        config = load_config(write_config(tmp_path, two_fov_file, extraction={"psf_sigma": sigma}))
+        assert config.extraction.psf_sigma == sigma
