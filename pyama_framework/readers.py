@@ -137,7 +137,10 @@ class Reader:
         raise NotImplementedError
 
     def read_frame(self, fov: int, t: int, channel: int, z: int = 0) -> np.ndarray:
-        """Return one (H, W) frame. Indices are validated by the framework beforehand."""
+        """Return one (H, W) frame. Indices are validated by the framework beforehand.
+
+        The framework may store the array on another thread after the next call, so return
+        an array the reader will not change later (not a reused buffer)."""
         raise NotImplementedError
 
     def read_planes(self, fov: int, t: int, channel: int, z_start: int, z_stop: int) -> np.ndarray:

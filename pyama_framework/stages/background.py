@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import numpy as np
 
 from .context import FovContext, StageError, background_name, raw_name, seg_labeled_name
+from .frames import FrameWriter, read_ahead
 from .levels import LevelWriter
 
 STAGE = "background"
@@ -23,18 +26,18 @@ def run(ctx: FovContext) -> None:
         out = ctx.store.create_stack(background_name(channel), raw.shape, np.float32)
         level = LevelWriter(ctx, background_name(channel), out.shape, out.dtype, labels=False)
         try:
-            for t in range(ctx.n_frames):
-                try:
-                    background = np.asarray(estimate(raw[t], labels[t], **kwargs))
-                except Exception as exc:
-                    raise StageError(f"{who} failed on channel {channel}, frame {t}: {type(exc).__name__}: {exc}") from exc
-                if background.shape != ctx.frame_shape:
-                    raise StageError(f"{who} returned shape {background.shape}, expected {ctx.frame_shape}")
-                background = background.astype(np.float32, copy=False)
-                out[t] = background
-                level.add(t, background)
-                done += 1
-                ctx.tick(STAGE, done, total)
+            with FrameWriter(level.storing(out)) as writer, \
+                    closing(read_ahead(lambda t: (raw[t], labels[t]), ctx.n_frames)) as frames:
+                for t, (frame, frame_labels) in enumerate(frames):
+                    try:
+                        background = np.asarray(estimate(frame, frame_labels, **kwargs))
+                    except Exception as exc:
+                        raise StageError(f"{who} failed on channel {channel}, frame {t}: {type(exc).__name__}: {exc}") from exc
+                    if background.shape != ctx.frame_shape:
+                        raise StageError(f"{who} returned shape {background.shape}, expected {ctx.frame_shape}")
+                    writer.put(t, background.astype(np.float32, copy=False))
+                    done += 1
+                    ctx.tick(STAGE, done, total)
             level.finish()
         finally:
             level.close()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import numpy as np
 
 from .context import FovContext, raw_name
+from .frames import FrameWriter
 from .levels import LevelWriter
 
 STAGE = "copy"
@@ -40,13 +43,14 @@ def run(ctx: FovContext) -> None:
     levels = {c: LevelWriter(ctx, raw_name(ctx, c), stacks[c].shape, stacks[c].dtype, labels=False) for c in channels}
     try:
         # Time-major: formats that interleave channels within a time point (ND2) read each
-        # image once instead of once per channel.
-        for t in range(ctx.n_frames):
-            for channel in channels:
-                plane = read_plane(ctx, t, channel)
-                stacks[channel][t] = plane
-                levels[channel].add(t, plane)
-            ctx.tick(STAGE, t + 1, ctx.n_frames)
+        # image once instead of once per channel. Encoding and levels run on one writer
+        # thread per channel, beside the reading.
+        with ExitStack() as writers:
+            put = {c: writers.enter_context(FrameWriter(levels[c].storing(stacks[c]))).put for c in channels}
+            for t in range(ctx.n_frames):
+                for channel in channels:
+                    put[channel](t, read_plane(ctx, t, channel))
+                ctx.tick(STAGE, t + 1, ctx.n_frames)
         for level in levels.values():
             level.finish()
     finally:

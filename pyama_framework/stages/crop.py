@@ -25,6 +25,7 @@ disk and then written a shard at a time: memory stays bounded whatever T.
 from __future__ import annotations
 
 import os
+from contextlib import closing
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,7 @@ from ..location import scratch_file, zarr_store
 from ..store import ARRAY_CONFIG, RECORDS_DIR, compressors, write_small_array
 from .context import FovContext, background_name, raw_name
 from .extract import traces_path
+from .frames import read_ahead
 from .viewing import half, normalise, sample_frames, subsample, subsampled_range, to_uint8
 
 STAGE = "crop"
@@ -111,16 +113,18 @@ def run(ctx: FovContext) -> dict:
             # Pass 1: stream frames once; each cell's (not yet normalised) crop of frame t goes to
             # its place in the scratch file. Normalising the crops later gives the same bytes as
             # normalising the frame (elementwise), on a fraction of its pixels.
-            for t in range(n_frames):
-                frame = raw[t].astype(np.float32)
-                if bg is not None:
-                    frame -= weight * bg[t]
-                if t in samples:
-                    sampled.append(subsample(frame))
-                for (y0, x0, y1, x1), offset, size in zip(windows, offsets, frame_bytes):
-                    os.pwrite(fd, np.ascontiguousarray(frame[y0:y1, x0:x1]), int(offset + t * size))
-                done += 1
-                ctx.tick(STAGE, done, total)
+            read = (lambda t: (raw[t], bg[t])) if bg is not None else (lambda t: (raw[t], None))
+            with closing(read_ahead(read, n_frames)) as frames:
+                for t, (frame, background) in enumerate(frames):
+                    frame = frame.astype(np.float32)
+                    if background is not None:
+                        frame -= weight * background
+                    if t in samples:
+                        sampled.append(subsample(frame))
+                    for (y0, x0, y1, x1), offset, size in zip(windows, offsets, frame_bytes):
+                        os.pwrite(fd, np.ascontiguousarray(frame[y0:y1, x0:x1]), int(offset + t * size))
+                    done += 1
+                    ctx.tick(STAGE, done, total)
             lo, hi = subsampled_range(sampled)
             del sampled
 

@@ -11,6 +11,7 @@ bytes are the same).
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import numpy as np
 
@@ -67,6 +68,13 @@ class LevelWriter:
             if t in self.samples:
                 self.sampled.append(subsample(frame))
         os.pwrite(self.fd, small, t * self.frame_bytes)
+
+    def storing(self, out) -> Callable[[int, np.ndarray], None]:
+        """A :class:`~.frames.FrameWriter` store: ``out[t] = frame``, then the frame joins this level."""
+        def store(t: int, frame: np.ndarray) -> None:
+            out[t] = frame
+            self.add(t, frame)
+        return store
 
     def finish(self, max_label: int = 0) -> None:
         """Scale the collected frames and store ``<name>/1`` (labels: by ``max_label``)."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
+from contextlib import closing
 
 import numpy as np
 
 from .context import FovContext, StageError, as_label_image, raw_name, seg_labeled_name
+from .frames import FrameWriter, read_ahead
 from .levels import LevelWriter
 
 STAGE = "segment"
@@ -24,16 +26,17 @@ def run(ctx: FovContext) -> None:
     level = LevelWriter(ctx, seg_labeled_name(ctx), out.shape, out.dtype, labels=True)
     top = 0
     try:
-        for t in range(ctx.n_frames):
-            try:
-                labels = segment(phase[t], **kwargs)
-            except Exception as exc:
-                raise StageError(f"{who} failed on frame {t}: {type(exc).__name__}: {exc}") from exc
-            labels = as_label_image(labels, ctx.frame_shape, who)
-            out[t] = labels
-            level.add(t, labels)
-            top = max(top, int(labels.max(initial=0)))
-            ctx.tick(STAGE, t + 1, ctx.n_frames)
+        with FrameWriter(level.storing(out)) as writer, \
+                closing(read_ahead(phase.__getitem__, ctx.n_frames)) as frames:
+            for t, frame in enumerate(frames):
+                try:
+                    labels = segment(frame, **kwargs)
+                except Exception as exc:
+                    raise StageError(f"{who} failed on frame {t}: {type(exc).__name__}: {exc}") from exc
+                labels = as_label_image(labels, ctx.frame_shape, who)
+                writer.put(t, labels)
+                top = max(top, int(labels.max(initial=0)))
+                ctx.tick(STAGE, t + 1, ctx.n_frames)
         out.attrs["max_label"] = top  # lets a viewing level scale labels without a second pass
         level.finish(top)
     finally:

@@ -8,13 +8,14 @@ none), the meaning of the Cell Tracking Challenge's ``res_track.txt``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from contextlib import closing
 
 import numpy as np
 
 from ..store import atomic_write_text
 from ..types import TrackedFrame
 from .context import Cancelled, FovContext, StageError, label_image_and_ids, seg_labeled_name, seg_tracked_name
+from .frames import FrameWriter, read_ahead
 from .levels import LevelWriter
 
 STAGE = "track"
@@ -63,24 +64,23 @@ def run(ctx: FovContext) -> dict:
     tracks_path(ctx).unlink(missing_ok=True)
     lineage = Lineage()
 
-    def frames() -> Iterator[np.ndarray]:
-        for t in range(ctx.n_frames):  # streamed: the tracker never holds the stack
-            yield labeled[t]
+    frames = read_ahead(labeled.__getitem__, ctx.n_frames)  # streamed: the tracker never holds the stack
 
     written, top = 0, 0
     level = LevelWriter(ctx, seg_tracked_name(ctx), out.shape, out.dtype, labels=True)
     try:
-        for t, item in enumerate(track(frames(), **selected.kwargs())):
-            if t >= ctx.n_frames:
-                raise StageError(f"{who} yielded more frames than it was given ({ctx.n_frames})")
-            tracked, parents = (item.labels, dict(item.parents)) if isinstance(item, TrackedFrame) else (item, {})
-            tracked, cells = label_image_and_ids(tracked, ctx.frame_shape, who)
-            lineage.add(t, cells, parents, who)
-            out[t] = tracked
-            level.add(t, tracked)
-            top = max(top, int(cells[-1]) if cells.size else 0)
-            written = t + 1
-            ctx.tick(STAGE, written, ctx.n_frames)
+        with FrameWriter(level.storing(out)) as writer, closing(frames):
+            for t, item in enumerate(track(frames, **selected.kwargs())):
+                if t >= ctx.n_frames:
+                    raise StageError(f"{who} yielded more frames than it was given ({ctx.n_frames})")
+                tracked, parents = (item.labels, dict(item.parents)) if isinstance(item, TrackedFrame) else (item, {})
+                tracked, cells = label_image_and_ids(tracked, ctx.frame_shape, who)
+                lineage.add(t, cells, parents, who)
+                # stored later, on the writer's thread: a copy, in case the tracker reuses its array
+                writer.put(t, tracked.copy() if tracked is item or tracked is getattr(item, "labels", None) else tracked)
+                top = max(top, int(cells[-1]) if cells.size else 0)
+                written = t + 1
+                ctx.tick(STAGE, written, ctx.n_frames)
     except (StageError, Cancelled):
         raise
     except Exception as exc:

@@ -1,0 +1,100 @@
+"""Frame reads ahead and stores behind (stages/frames.py): order, bounded memory, failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from pyama_framework.stages.frames import FrameWriter, read_ahead
+
+
+def test_read_ahead_yields_every_frame_in_order_and_reads_at_most_depth_ahead():
+    started = []
+
+    def read(t: int) -> int:
+        started.append(t)
+        return t * 10
+
+    out, ahead = [], []
+    for i, item in enumerate(read_ahead(read, 25, depth=2)):
+        time.sleep(0.005)  # using the frame: every read that was asked for has started by now
+        ahead.append(len(started) - (i + 1))
+        out.append(item)
+    assert out == [t * 10 for t in range(25)]
+    assert max(ahead) == 2  # frames read beyond the one in use: `depth`, never more
+
+
+def test_read_ahead_raises_the_readers_error_at_its_frame():
+    def read(t: int) -> int:
+        if t == 3:
+            raise OSError("chunk 3 is corrupt")
+        return t
+
+    got = []
+    with pytest.raises(OSError, match="chunk 3"):
+        for item in read_ahead(read, 10):
+            got.append(item)
+    assert got == [0, 1, 2]
+
+
+def test_closing_read_ahead_early_stops_reading():
+    reads = []
+    frames = read_ahead(lambda t: reads.append(t) or t, 100, depth=1)
+    assert next(frames) == 0 and next(frames) == 1
+    frames.close()
+    seen = len(reads)
+    time.sleep(0.05)
+    assert len(reads) == seen <= 3
+
+
+def test_frame_writer_stores_in_order_and_bounds_what_waits():
+    stored, waiting, lock = [], [], threading.Lock()
+    release = threading.Event()
+
+    def store(t: int, frame: np.ndarray) -> None:
+        release.wait()
+        with lock:
+            stored.append((t, int(frame[0])))
+
+    writer = FrameWriter(store, depth=2)
+    writer.put(0, np.array([0]))
+    writer.put(1, np.array([1]))
+    blocked = threading.Thread(target=writer.put, args=(2, np.array([2])))
+    blocked.start()
+    blocked.join(0.1)
+    assert blocked.is_alive()  # a third frame waits until one of two is stored
+    release.set()
+    blocked.join(2)
+    for t in range(3, 8):
+        writer.put(t, np.array([t]))
+    writer.close()
+    assert stored == [(t, t) for t in range(8)]
+
+
+def test_frame_writer_raises_a_failed_store_and_stores_nothing_after_a_failing_stage():
+    stored = []
+
+    def store(t: int, frame) -> None:
+        if t == 2:
+            raise OSError("disk full")
+        time.sleep(0.01)
+        stored.append(t)
+
+    with pytest.raises(OSError, match="disk full"):
+        with FrameWriter(store, depth=1) as writer:
+            for t in range(10):
+                writer.put(t, t)
+    assert stored == [0, 1]
+
+    stored.clear()
+    with pytest.raises(KeyboardInterrupt):
+        with FrameWriter(lambda t, f: (time.sleep(0.02), stored.append(t)), depth=3) as writer:
+            for t in range(3):
+                writer.put(t, t)
+            raise KeyboardInterrupt
+    after_exit = list(stored)
+    time.sleep(0.1)
+    assert stored == after_exit  # nothing is written once the stage has left
