@@ -35,7 +35,7 @@ from ..location import scratch_file, zarr_store
 from ..store import ARRAY_CONFIG, RECORDS_DIR, compressors, write_small_array
 from .context import FovContext, background_name, raw_name
 from .extract import traces_path
-from .frames import read_ahead
+from .frames import FrameWriter, read_ahead
 from .viewing import half, normalise, sample_frames, subsample, subsampled_range, to_uint8
 
 STAGE = "crop"
@@ -136,19 +136,22 @@ def run(ctx: FovContext) -> dict:
                                       chunks=(1, n_frames, small_h, small_w),
                                       shards=(per_shard, n_frames, small_h, small_w),
                                       compressors=codecs, fill_value=0, config=ARRAY_CONFIG)
-            for first in range(0, n_cells, per_shard):
-                last = min(first + per_shard, n_cells)
-                block = np.zeros((last - first, n_frames, big_h, big_w), np.float32)
-                block_small = np.zeros((last - first, n_frames, small_h, small_w), np.uint8)
-                for i in range(first, last):
-                    h, w = int(heights[i]), int(widths[i])
-                    crop = normalise(np.frombuffer(os.pread(fd, int(frame_bytes[i]) * n_frames, int(offsets[i])),
-                                                   dtype=np.float32).reshape(n_frames, h, w), lo, hi)
-                    block[i - first, :, :h, :w] = crop
-                    level_one = _level_one(crop)
-                    block_small[i - first, :, :level_one.shape[1], :level_one.shape[2]] = level_one
-                full[first:last] = block
-                small[first:last] = block_small
+            def store(first: int, blocks: tuple[np.ndarray, np.ndarray]) -> None:
+                full[first:first + len(blocks[0])], small[first:first + len(blocks[1])] = blocks
+
+            with FrameWriter(store) as writer:  # a shard is encoded while the next is cut
+                for first in range(0, n_cells, per_shard):
+                    last = min(first + per_shard, n_cells)
+                    block = np.zeros((last - first, n_frames, big_h, big_w), np.float32)
+                    block_small = np.zeros((last - first, n_frames, small_h, small_w), np.uint8)
+                    for i in range(first, last):
+                        h, w = int(heights[i]), int(widths[i])
+                        crop = normalise(np.frombuffer(os.pread(fd, int(frame_bytes[i]) * n_frames, int(offsets[i])),
+                                                       dtype=np.float32).reshape(n_frames, h, w), lo, hi)
+                        block[i - first, :, :h, :w] = crop
+                        level_one = _level_one(crop)
+                        block_small[i - first, :, :level_one.shape[1], :level_one.shape[2]] = level_one
+                    writer.put(first, (block, block_small))
     finally:
         os.close(fd)
         scratch_path.unlink(missing_ok=True)
