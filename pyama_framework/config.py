@@ -105,6 +105,10 @@ class ExecutionConfig(_Section):
     workers: int = Field(2, ge=1, le=256, description="FOVs processed in parallel")
     address: str | None = Field(None, description="dask only: scheduler address (tcp://host:8786); null starts a local cluster")
     threads_per_worker: int = Field(1, ge=1, le=64, description="dask only: tasks per worker process (a local cluster's)")
+    frame_threads: int | None = Field(
+        None, ge=1, le=64,
+        description="Frames of one FOV segmented, estimated and measured at once (threads); null: the cores "
+                    "left per FOV running on this machine, 1 on a remote dask cluster. Results are the same")
 
 
 class ZConfig(_Section):

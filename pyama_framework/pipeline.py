@@ -15,7 +15,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .config import ResolvedConfig, fingerprint_hash
+from .config import ResolvedConfig, fingerprint_hash, parse_fovs
+from .executors.native_threads import frame_threads
 from .readers import ImageMetadata, Reader
 from .stages.context import Cancelled, FovContext, StageError
 from .store import FovStore
@@ -60,6 +61,8 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
     share_one_heap()  # before the stages start their frame I/O threads (see memory.py)
     store = FovStore(output_root(resolved.config.output, resolved.config.storage_options), fov, resolved.config.storage)
     ctx = FovContext(fov, store, resolved, reader, metadata, basename, report, cancelled)
+    ctx.frame_threads = frame_threads(resolved.config.execution,
+                                      len(parse_fovs(resolved.config.fovs, metadata.n_fovs)))
     outcome = FovOutcome(fov, "done")
     fingerprints: dict[str, str] = {}
     for stage in resolved.pipeline.registration.load():

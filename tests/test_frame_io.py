@@ -98,3 +98,37 @@ def test_frame_writer_raises_a_failed_store_and_stores_nothing_after_a_failing_s
     after_exit = list(stored)
     time.sleep(0.1)
     assert stored == after_exit  # nothing is written once the stage has left
+
+
+def test_frames_worked_on_at_once_give_the_same_bytes(tmp_path):
+    """A FOV's frames segmented, estimated and measured on 3 threads at once give every
+    output byte of the plain one-frame-at-a-time run (traces, lineage, every stack, crops)."""
+    import json
+
+    import zarr
+
+    from pyama_framework.testing.synthetic import SyntheticScene, write_ome_tiff
+    from conftest import pyama, write_config
+
+    scene = SyntheticScene(height=256, width=256, n_frames=8, n_cells=30, n_fluorescence=1, seed=5)
+    movie = write_ome_tiff(tmp_path / "movie.ome.tif", [scene])
+    outputs = {}
+    for threads in (1, 3):
+        folder = tmp_path / f"threads{threads}"
+        folder.mkdir()
+        config = write_config(folder, movie, execution={"workers": 1, "frame_threads": threads},
+                              channels={"pc": {"channel": 0, "features": ["area", "aspect_ratio"]},
+                                        "fl": [{"channel": 1, "features": ["intensity_total", "intensity_mean"]}]})
+        result = pyama("run", str(config))
+        assert result.returncode == 0, result.stderr
+        outputs[threads] = folder / "out" / "fov_000"
+    one, three = outputs[1], outputs[3]
+    for table in ("movie_fov_000_traces.csv", "tracks.csv"):
+        assert (three / table).read_bytes() == (one / table).read_bytes(), table
+    arrays = [p.parent.relative_to(one) for p in one.rglob("zarr.json")
+              if json.loads(p.read_text()).get("node_type") == "array"]
+    assert len(arrays) >= 14  # 5 stacks x 2 levels, crops of 2 channels x 2 levels, metadata
+    for relative in arrays:
+        a = zarr.open_array(one / relative, mode="r")[...]
+        b = zarr.open_array(three / relative, mode="r")[...]
+        assert a.dtype == b.dtype and np.array_equal(a, b), relative

@@ -44,6 +44,25 @@ def native_threads_per_task() -> int:
         return 1
 
 
+def frame_threads(execution, n_fovs: int) -> int:
+    """Threads that work on frames of one FOV at once (``execution.frame_threads``).
+
+    Unset: the cores this process may use, shared among the FOVs that run at once on this
+    machine (local workers, or a local dask cluster's workers x threads), at least 1; 1 on a
+    remote dask cluster, whose nodes' cores the client cannot see. A lone FOV on a 2-core
+    machine thus uses both cores; FOVs running in parallel each use one, as before.
+    """
+    if execution.frame_threads is not None:
+        return execution.frame_threads
+    if execution.executor == "dask":
+        if execution.address is not None:
+            return 1
+        running = execution.workers * execution.threads_per_worker
+    else:
+        running = execution.workers
+    return max(1, available_cores() // max(1, min(running, n_fovs)))
+
+
 def thread_env(threads: int) -> dict[str, str]:
     """Environment variables that cap every native pool at ``threads``."""
     return {name: str(threads) for name in THREAD_ENV_VARS}

@@ -25,17 +25,21 @@ def run(ctx: FovContext) -> None:
         raw = ctx.store.stack(raw_name(ctx, channel))
         out = ctx.store.create_stack(background_name(channel), raw.shape, np.float32)
         level = LevelWriter(ctx, background_name(channel), out.shape, out.dtype, labels=False)
+
+        def estimate_frame(t: int, raw=raw, channel=channel) -> np.ndarray:  # on ctx.frame_threads threads
+            try:
+                background = np.asarray(estimate(raw[t], labels[t], **kwargs))
+            except Exception as exc:
+                raise StageError(f"{who} failed on channel {channel}, frame {t}: {type(exc).__name__}: {exc}") from exc
+            if background.shape != ctx.frame_shape:
+                raise StageError(f"{who} returned shape {background.shape}, expected {ctx.frame_shape}")
+            return background.astype(np.float32, copy=False)
+
         try:
             with FrameWriter(level.storing(out)) as writer, \
-                    closing(read_ahead(lambda t: (raw[t], labels[t]), ctx.n_frames)) as frames:
-                for t, (frame, frame_labels) in enumerate(frames):
-                    try:
-                        background = np.asarray(estimate(frame, frame_labels, **kwargs))
-                    except Exception as exc:
-                        raise StageError(f"{who} failed on channel {channel}, frame {t}: {type(exc).__name__}: {exc}") from exc
-                    if background.shape != ctx.frame_shape:
-                        raise StageError(f"{who} returned shape {background.shape}, expected {ctx.frame_shape}")
-                    writer.put(t, background.astype(np.float32, copy=False))
+                    closing(read_ahead(estimate_frame, ctx.n_frames, threads=ctx.frame_threads)) as frames:
+                for t, background in enumerate(frames):
+                    writer.put(t, background)
                     done += 1
                     ctx.tick(STAGE, done, total)
             level.finish()

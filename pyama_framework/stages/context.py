@@ -34,6 +34,9 @@ class FovContext:
     #: Fingerprint of the stage being run; a stage that records its own partial progress
     #: (units of work inside it) keys those records with it so a resumed run trusts them.
     stage_fingerprint: str = ""
+    #: Frames worked on at once by the stages that call a pure per-frame plugin (segment,
+    #: background, extract); see executors.native_threads.frame_threads.
+    frame_threads: int = 1
 
     @property
     def config(self):

@@ -227,47 +227,42 @@ def measure(ctx: FovContext) -> pd.DataFrame:
     psf_sigma = ctx.config.extraction.psf_sigma
     columns: dict[str, list[np.ndarray]] = {}
 
-    def add(name: str, values: np.ndarray) -> None:
-        columns.setdefault(name, []).append(values)
+    def measure_frame(t: int) -> list[tuple[str, np.ndarray]]:  # on ctx.frame_threads threads at once
+        labels = tracked[t]
+        ids, bboxes, areas, centroids = cells_in_frame(labels)
+        out = [("cell", ids), ("frame", np.full(len(ids), t, dtype=np.int64)),
+               ("time", np.full(len(ids), times[t])), ("_area", areas),
+               ("position_x", centroids[:, 1]), ("position_y", centroids[:, 0])]
+        out += [(key, bboxes[:, i]) for i, key in enumerate(("bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1"))]
+        measured = None  # the grown mask, made once per frame when a fluorescence channel needs it
+        for channel, is_fl, features in plan:
+            mask, boxes = labels, bboxes
+            if is_fl and dilation >= 1:
+                if measured is None:
+                    measured = grow_labels(labels, dilation), grown_boxes(bboxes, dilation, labels.shape)
+                mask, boxes = measured
+            background = None
+            if channel in backgrounds:
+                background = backgrounds[channel][t]
+                if weight != 1.0:
+                    background = background * np.float32(weight)
+            own = (labels, bboxes) if mask is not labels else (None, None)
+            frame = CellFrame(mask, stacks[channel][t], background, ids, boxes, *own, psf_sigma)
+            for feature in features:
+                try:
+                    values = feature(frame)
+                except StageError:
+                    raise
+                except Exception as exc:
+                    raise StageError(f"feature '{feature.name}' failed on channel {channel}, frame {t}: "
+                                     f"{type(exc).__name__}: {exc}") from exc
+                out.append((feature.column, values))
+        return out
 
-    def read(t: int) -> tuple[np.ndarray, dict[int, np.ndarray], dict[int, np.ndarray]]:
-        return (tracked[t], {ch: stack[t] for ch, stack in stacks.items()},
-                {ch: stack[t] for ch, stack in backgrounds.items()})
-
-    with closing(read_ahead(read, ctx.n_frames)) as frames:  # decoding beside the measuring
-        for t, (labels, images, background_frames) in enumerate(frames):
-            ids, bboxes, areas, centroids = cells_in_frame(labels)
-            add("cell", ids)
-            add("frame", np.full(len(ids), t, dtype=np.int64))
-            add("time", np.full(len(ids), times[t]))
-            add("_area", areas)
-            add("position_x", centroids[:, 1])
-            add("position_y", centroids[:, 0])
-            for i, key in enumerate(("bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1")):
-                add(key, bboxes[:, i])
-            measured = None  # the grown mask, made once per frame when a fluorescence channel needs it
-            for channel, is_fl, features in plan:
-                mask, boxes = labels, bboxes
-                if is_fl and dilation >= 1:
-                    if measured is None:
-                        measured = grow_labels(labels, dilation), grown_boxes(bboxes, dilation, labels.shape)
-                    mask, boxes = measured
-                background = None
-                if channel in backgrounds:
-                    background = background_frames[channel]
-                    if weight != 1.0:
-                        background = background * np.float32(weight)
-                own = (labels, bboxes) if mask is not labels else (None, None)
-                frame = CellFrame(mask, images[channel], background, ids, boxes, *own, psf_sigma)
-                for feature in features:
-                    try:
-                        values = feature(frame)
-                    except StageError:
-                        raise
-                    except Exception as exc:
-                        raise StageError(f"feature '{feature.name}' failed on channel {channel}, frame {t}: "
-                                         f"{type(exc).__name__}: {exc}") from exc
-                    add(feature.column, values)
+    with closing(read_ahead(measure_frame, ctx.n_frames, threads=ctx.frame_threads)) as frames:
+        for t, measured_frame in enumerate(frames):
+            for name, values in measured_frame:
+                columns.setdefault(name, []).append(values)
             ctx.tick(STAGE, t + 1, ctx.n_frames)
 
     table = pd.DataFrame({k: np.concatenate(v) for k, v in columns.items()})

@@ -18,16 +18,21 @@ from typing import Callable, Iterator, TypeVar
 Item = TypeVar("Item")
 
 
-def read_ahead(read: Callable[[int], Item], n: int, depth: int = 1) -> Iterator[Item]:
+def read_ahead(read: Callable[[int], Item], n: int, depth: int = 1, threads: int = 1) -> Iterator[Item]:
     """``read(0)``, ..., ``read(n - 1)`` in order, each started ``depth`` frames early on a thread
     (``depth`` >= 1: while frame ``t`` is in use, frames up to ``t + depth`` are read).
 
+    With ``threads`` > 1, ``read`` may be a whole frame's work (decode and segment): up to
+    ``threads`` frames are then worked on at once (``depth`` is raised to ``threads``).
+    ``read`` must be safe to call from several threads: a pure function of its frame.
     Closing the iterator early (a failure or a cancelled run in the loop that consumes it)
-    waits for the reads in flight and drops them.
+    waits for the frames in flight and drops them.
     """
     if n <= 0:
         return
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyama-read")
+    threads = max(1, threads)
+    depth = max(depth, threads)
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pyama-read")
     pending: deque[Future] = deque()
     try:
         for t in range(min(depth, n)):
