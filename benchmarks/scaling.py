@@ -13,7 +13,10 @@ session and quoting medians, so that the ratios hold on a shared machine:
     python benchmarks/scaling.py --only workers --repeats 5
     python benchmarks/scaling.py --executor dask        # the executor comparison only
 
-Set OPENBLAS_NUM_THREADS=1 for timings on a shared machine.
+Set OPENBLAS_NUM_THREADS=1 for timings on a shared machine. Each FOV runs on one thread
+(`frame_threads: 1`), so that the comparisons measure FOV parallelism alone: by default a
+lone worker would already spread a FOV's frames over the free cores
+(`--frame-threads 0` keeps that default).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ def make_input(folder: Path, n_fovs: int, size: int, frames: int, cells: int) ->
     return path
 
 
+FRAME_THREADS = {"frame_threads": 1}  # set from --frame-threads in main()
+
+
 def run(input_path: Path, folder: Path, workers: int, executor: str = "local") -> float:
     """Seconds of one whole `pyama run` process on a fresh output."""
     output = folder / f"out_{executor}_{workers}"
@@ -50,7 +56,7 @@ def run(input_path: Path, folder: Path, workers: int, executor: str = "local") -
         "channels": {"pc": {"channel": 0, "features": ["area"]},
                      "fl": [{"channel": 1, "features": ["intensity_total"]}]},
         "extraction": {"min_frames": 1},
-        "execution": {"executor": executor, "workers": workers},
+        "execution": {"executor": executor, "workers": workers, **FRAME_THREADS},
     }))
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "pyama_framework", "run", str(config)], capture_output=True, text=True)
@@ -88,7 +94,12 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "pyama-scaling")
+    parser.add_argument("--frame-threads", type=int, default=1,
+                        help="execution.frame_threads of every run (0: the default, cores per running FOV)")
     args = parser.parse_args()
+    FRAME_THREADS.clear()
+    if args.frame_threads:
+        FRAME_THREADS["frame_threads"] = args.frame_threads
     args.workdir.mkdir(parents=True, exist_ok=True)
     parts = args.only or (["executor"] if args.executor else ["workers", "executor", "fovs"])
     executor = args.executor or "dask"
