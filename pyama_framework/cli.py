@@ -434,9 +434,6 @@ from . import cli_storage  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console script entry
-    from .memory import share_one_heap
-
-    share_one_heap()  # before any library starts threads (see memory.py)
     app()
 
 
