@@ -7,6 +7,10 @@ thread that asked waits. In a 2048 x 2048 run that wait was a third of the wall 
 stage's decode, encode and viewing level run on the other core. Order and bytes are those
 of the plain loop: one reader and one writer thread, frames taken and stored in order.
 Memory stays bounded: at most ``depth`` frames wait on each side.
+
+Stages whose plugin is a pure function of one frame (segment, background, extract) also
+hand the plugin call to the reading threads, ``ctx.frame_threads`` of them, so that a lone
+FOV uses the cores that FOV-level parallelism leaves idle (executors/native_threads.py).
 """
 
 from __future__ import annotations
