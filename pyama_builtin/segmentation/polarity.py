@@ -93,9 +93,10 @@ def deviation_at(image: np.ndarray, levels: np.ndarray, at: np.ndarray) -> np.nd
     """:func:`signed_deviation` at the flat indices ``at`` of ``image`` only (the same
     float32 values: ``float32(pixel) - level``). Cells cover a few % of a frame; this reads
     those pixels instead of filling a whole frame."""
-    rows, cols = np.divmod(at, image.shape[1])
-    level = levels[rows // BACKGROUND_BLOCK, cols // BACKGROUND_BLOCK]
-    return np.subtract(image[rows, cols], level, dtype=np.float32)
+    w, b = image.shape[1], BACKGROUND_BLOCK
+    block = (at // (b * w)) * levels.shape[1] + (at % w) // b  # flat index into `levels`
+    pixel = image.reshape(-1)[at] if image.flags.c_contiguous else image[np.divmod(at, w)]
+    return np.subtract(pixel, levels.reshape(-1)[block], dtype=np.float32)
 
 
 def cell_polarity(
