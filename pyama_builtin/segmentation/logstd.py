@@ -320,9 +320,8 @@ def local_variance(image: np.ndarray, size: int = 3) -> np.ndarray:
     -------
     (H, W) float32 ndarray, >= 0
     """
-    image = np.asarray(image)
-    centre = np.float32(np.rint(image[::4, ::4].astype(np.float32).mean(dtype=np.float64)))
-    x = np.subtract(image, centre, dtype=np.float32)  # float32(image) - centre in one pass
+    x = np.asarray(image).astype(np.float32)  # always a copy: centred in place below
+    x -= np.float32(np.rint(x[::4, ::4].mean(dtype=np.float64)))
     n = size * size
     s2 = _box_sum(x * x, size)
     s1 = _box_sum(x, size)
