@@ -199,3 +199,24 @@ def test_registered_with_validated_parameters():
 def test_registration_module_does_not_import_the_algorithm():
     code = "import sys, pyama_builtin.background; assert 'pyama_builtin.background.tiled_spline' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8, np.int16, np.float32])
+@pytest.mark.parametrize("shape", [(64, 48), (65, 51)])
+def test_binning_equals_the_sum_of_the_four_subgrids_in_order(dtype, shape):
+    from pyama_builtin.background.tiled_spline import _bin
+
+    rng = np.random.default_rng(shape[1])
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    image = (rng.integers(info.min, info.max, shape, endpoint=True) if info else rng.random(shape) * 1e4).astype(dtype)
+    foreground = rng.random(shape) < 0.05
+    h, w = shape[0] // 2 * 2, shape[1] // 2 * 2
+    expected = np.zeros((h // 2, w // 2), np.float32)
+    touched = np.zeros((h // 2, w // 2), bool)
+    for dy in (0, 1):
+        for dx in (0, 1):  # the definition: summed in this order, then / 4
+            expected += image[dy:h:2, dx:w:2]
+            touched |= foreground[dy:h:2, dx:w:2]
+    binned, found = _bin(image, foreground)
+    np.testing.assert_array_equal(binned, expected / 4)
+    np.testing.assert_array_equal(found, touched)

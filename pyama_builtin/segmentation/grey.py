@@ -14,6 +14,10 @@ operation                   here        ``scipy.ndimage``
 grey closing                ~40 ms      ~400 ms ``grey_closing(size=13)``
 ==========================  ==========  ===================================
 
+Images OpenCV takes (uint8, uint16, int16, float32/64 without NaNs) go through
+``cv2.dilate`` / ``cv2.erode`` with a square instead (:func:`pyama_builtin.cvops.square_filter`:
+3.6 vs 24 ms per 13-px filter, the same values); the doubling below serves the others.
+
 The results equal ``scipy.ndimage.grey_dilation / grey_erosion / grey_closing /
 grey_opening`` with ``size=(k, k)`` (odd ``k``) and the default ``mode="reflect"``
 exactly: a reflected border only repeats pixels already inside a centred window, so the
@@ -23,6 +27,8 @@ windows are simply clipped at the image edge (see the tests).
 from __future__ import annotations
 
 import numpy as np
+
+from ..cvops import square_filter
 
 __all__ = ["max_filter", "min_filter", "grey_closing", "grey_opening",
            "black_tophat", "white_tophat"]
@@ -89,6 +95,9 @@ def max_filter(image: np.ndarray, size: int) -> np.ndarray:
     (H, W) ndarray of ``image``'s dtype
     """
     image = _check(image, size)
+    fast = square_filter(image, size, maximum=True)
+    if fast is not None:
+        return fast
     low = _identities(image.dtype)[0]
     return _running(_running(image, size, 1, np.maximum, low), size, 0, np.maximum, low)
 
@@ -97,6 +106,9 @@ def min_filter(image: np.ndarray, size: int) -> np.ndarray:
     """Minimum over the ``size`` x ``size`` square centred on each pixel (grey erosion).
     Parameters and returns as :func:`max_filter`."""
     image = _check(image, size)
+    fast = square_filter(image, size, maximum=False)
+    if fast is not None:
+        return fast
     high = _identities(image.dtype)[1]
     return _running(_running(image, size, 1, np.minimum, high), size, 0, np.minimum, high)
 

@@ -36,12 +36,12 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..cvops import box_sum
+from ..cvops import box_sum, clip_negative, label
 from .blocks import bridged_regions, fill_bridged, or_pool, set_blocks
 from .morphology import closing, fill_holes, label_by_size, opening
 from .objects import (estimate_cell_width, grow_into, object_slices, reject_objects, renumber,
                       split_touching)
-from .polarity import background_level, cell_polarity, signed_deviation
+from .polarity import BACKGROUND_BLOCK, background_level, cell_polarity, deviation_at, signed_deviation
 
 __all__ = ["segment_logstd", "local_variance", "logstd_threshold"]
 
@@ -204,33 +204,41 @@ def segment_logstd(
         mask = opening(fill_holes(mask), footprint_radius, iterations)
         return label_by_size(mask, min_size, max_size)
     levels, noise = background
-    deviation = signed_deviation(image, levels)
-    sign = cell_polarity(deviation[::2, ::2], coarse, noise, polarity, halo_depth=2)
+    # The deviation from the background is read on every 2nd row and column (polarity,
+    # bridged interiors, top-hat body) and at the pixels that need it (body test, contrast,
+    # edge growth): no full-frame float32 copy of the frame (~10 ms at 2048 x 2048).
+    half = signed_deviation(image[::2, ::2], levels, BACKGROUND_BLOCK // 2)
+    sign = cell_polarity(half, coarse, noise, polarity, halo_depth=2)
+
+    def deviation(at: np.ndarray) -> np.ndarray:
+        """Deviation in the cells' direction (both directions with ``sign`` 0) at ``at``."""
+        value = deviation_at(image, levels, at)
+        return value * sign if sign != 0.0 else np.abs(value, out=value)
+
+    mask = np.ascontiguousarray(mask)
     edges = None
     if sign != 0.0:
-        deviation *= sign
+        half *= sign
         if bridged is not None and bridged.any():
-            fill_bridged(mask, bridged, deviation, min_contrast * noise)
+            fill_bridged(mask, bridged, half, min_contrast * noise)
         if edge_growth > 0:
             edges = mask.copy()  # the log-STD mask before the body test (step 7)
-        mask &= deviation > body_contrast * noise
+        at = np.flatnonzero(mask)
+        mask.reshape(-1)[at[~(deviation(at) > body_contrast * noise)]] = False
         if body == "tophat":
-            mask &= _tophat_body(image, sign, coarse & (deviation[::2, ::2] > 0), width, tophat_scale)
-    else:
-        np.abs(deviation, out=deviation)
+            mask &= _tophat_body(image, sign, coarse & (half > 0), width, tophat_scale)
+    del half
     mask = opening(fill_holes(mask), footprint_radius, iterations)
 
-    labels, n = ndi.label(mask, structure=np.ones((3, 3), dtype=bool))
+    pixels = np.flatnonzero(mask)  # per-object sums over cell pixels only (10x ndi.mean)
+    labels, n = label(mask, pixels)
     if n == 0:
         return labels
-    pixels = np.flatnonzero(mask)  # per-object sums over cell pixels only (10x ndi.mean)
     ids = labels.ravel()[pixels]
     area = np.bincount(ids, minlength=n + 1)
-    contrast = np.bincount(ids, weights=deviation.ravel()[pixels], minlength=n + 1)
+    contrast = np.bincount(ids, weights=deviation(pixels), minlength=n + 1)
     contrast /= np.maximum(area, 1) * noise
-    # `pixels` stays: renumbering only the cell pixels is 10x cheaper than the frame
-    if edges is None:
-        del deviation  # only step 7 needs it
+    # `pixels` stays: renumbering only the cell pixels is 10x cheaper than the whole frame
     area[(area < min_size) | (area > max_size)] = 0  # out of the absolute size bounds
     slices = object_slices(pixels, ids, n, labels.shape[1])
     del ids
@@ -240,15 +248,16 @@ def segment_logstd(
                           min_thickness, min_contrast)
     if split_touching_cells:
         min_area = max(min_area_fraction * width * width, min_size)
-        out = split_touching(labels, keep, area, slices, width, split_h, min_area, pixels=pixels)
+        out = split_touching(labels, keep, area, slices, width, split_h, min_area, pixels=pixels,
+                             overwrite=True)
     else:
-        out = renumber(labels, np.cumsum(keep).astype(np.int32) * keep, pixels)
+        out = renumber(labels, np.cumsum(keep).astype(np.int32) * keep, pixels, overwrite=True)
     if edges is None:
         return out
     del labels, mask
     # Candidates: background pixels of the log-STD mask, their deviation read there only.
     candidates = np.flatnonzero(edges.ravel() & (out.ravel() == 0))
-    value = deviation.ravel()[candidates]
+    value = deviation(candidates)
     strict = value > -edge_tolerance * noise
     if crowded_tolerance <= edge_tolerance:
         return grow_into(out, candidates[strict], edge_growth)
@@ -320,8 +329,7 @@ def local_variance(image: np.ndarray, size: int = 3) -> np.ndarray:
     s1 *= s1
     s2 -= s1
     s2 *= np.float32(1.0 / (n * n))
-    np.maximum(s2, 0.0, out=s2)  # rounding may dip a flat window below 0
-    return s2
+    return clip_negative(s2)  # rounding may dip a flat window below 0
 
 
 def _box_sum(x: np.ndarray, size: int) -> np.ndarray:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..cvops import reconstruct_by_dilation
 from .morphology import erode
 
-__all__ = ["estimate_cell_width", "reject_objects", "split_touching", "grow_edges", "grow_into", "renumber",
-           "object_slices"]
+__all__ = ["estimate_cell_width", "reject_objects", "split_touching", "h_maxima", "grow_edges", "grow_into",
+           "renumber", "object_slices"]
 
 # Objects measured to estimate the width: a spread sample is as good as all of them and
 # bounds the cost (one small distance transform each).
@@ -53,8 +54,19 @@ def estimate_cell_width(labels: np.ndarray, slices: list, areas: np.ndarray) -> 
         return _MIN_WIDTH
     ordered = candidates[np.argsort(areas[candidates], kind="stable")]
     picked = ordered[:: max(1, ordered.size // _WIDTH_SAMPLE)]
-    radii = [_inscribed_radius(labels[slices[i]] == i + 1) for i in picked]
-    return max(2.0 * float(np.median(radii)), _MIN_WIDTH)
+    return max(2.0 * float(np.median(_inscribed_radii(labels, slices, picked))), _MIN_WIDTH)
+
+
+def _inscribed_radii(labels: np.ndarray, slices: list, picked: np.ndarray) -> np.ndarray:
+    """:func:`_inscribed_radius` of objects ``picked + 1``, from one distance transform of
+    their crops packed side by side with a zero pixel around each (one call instead of one
+    per object: 64 calls cost ~8 ms at 2048^2). The nearest zero of a pixel is the same as
+    in its own crop padded by 1: any zero outside that frame is at least as far as the
+    frame's pixel nearest to it, so the distances are identical."""
+    tiles = [labels[slices[i]] == i + 1 for i in picked]
+    canvas, places = _mosaic(tiles, 1)
+    distance = ndi.distance_transform_edt(canvas)
+    return np.array([distance[place].max() for place in places])
 
 
 def reject_objects(
@@ -98,6 +110,7 @@ def split_touching(
     h_fraction: float,
     min_area: float,
     pixels: np.ndarray | None = None,
+    overwrite: bool = False,
 ) -> np.ndarray:
     """Number the kept objects 1..N, splitting those that hold several cells.
 
@@ -124,25 +137,26 @@ def split_touching(
         Cell width (px), marker height relative to it, smallest piece (px).
     pixels : ndarray, optional
         ``np.flatnonzero(labels)`` when the caller has it (see :func:`renumber`).
+    overwrite : bool, optional
+        The result may be written into ``labels`` (C-contiguous int32; saves a frame).
 
     Returns
     -------
     (H, W) int32 ndarray
     """
-    from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
     kept = np.flatnonzero(keep)
     number = np.zeros(keep.size, dtype=np.int32)
     number[kept] = np.arange(1, kept.size + 1, dtype=np.int32)
-    out = renumber(labels, number, pixels)
+    out = renumber(labels, number, pixels, overwrite)  # `labels` may be `out` from here on
     if kept.size == 0:
         return out
     candidates = kept[area[kept] > 1.5 * np.median(area[kept])]
     if candidates.size == 0:
         return out
     boxes = [slices[i - 1] for i in candidates]
-    objects, places = _mosaic([labels[b] == i for b, i in zip(boxes, candidates)], _MOSAIC_GAP)
+    objects, places = _mosaic([out[b] == number[i] for b, i in zip(boxes, candidates)], _MOSAIC_GAP)
     owner = np.zeros(objects.shape, dtype=np.int32)  # candidate index + 1 of each pixel
     for k, place in enumerate(places):
         owner[place][objects[place]] = k + 1
@@ -150,9 +164,11 @@ def split_touching(
     markers, count = ndi.label(h_maxima(distance, max(h_fraction * width, 0.5)))
     if count < 2:
         return out
-    # Objects with one marker stay whole: leave them out of the watershed.
+    # Objects with one marker stay whole: leave them out of the watershed. The owner of a
+    # marker is the largest owner among its pixels (``ndi.maximum``, without its argsort).
+    at = np.flatnonzero(markers)
     marker_owner = np.zeros(count + 1, dtype=np.int64)
-    marker_owner[1:] = ndi.maximum(owner, markers, np.arange(1, count + 1))
+    np.maximum.at(marker_owner, markers.ravel()[at], owner.ravel()[at])
     per_object = np.bincount(marker_owner[1:], minlength=candidates.size + 1)
     several = per_object >= 2
     several[0] = False
@@ -173,6 +189,19 @@ def split_touching(
             target[crop == m] = next_label
             next_label += 1
     return out
+
+
+def h_maxima(image: np.ndarray, h: float) -> np.ndarray:
+    """``skimage.morphology.h_maxima(image, h)`` of a float ``image`` (uint8 0/1): the
+    maxima rising at least ``h`` above their surroundings. The same formula (``image`` minus
+    its reconstruction from ``image - h``, less a rounding allowance, at least ``h``) with
+    the reconstruction from :func:`~pyama_builtin.cvops.reconstruct_by_dilation`, whose
+    values are skimage's: 28 -> 5 ms on the mosaic of a 2048^2 / 600-cell frame."""
+    if h > np.ptp(image):
+        return np.zeros(image.shape, dtype=np.uint8)
+    resolution = 2 * np.finfo(image.dtype).resolution * np.abs(image)
+    rec = reconstruct_by_dilation(image - h - resolution, image)
+    return ((image - rec) >= h).astype(np.uint8)
 
 
 def grow_edges(labels: np.ndarray, allowed: np.ndarray, steps: int,
@@ -286,12 +315,18 @@ def object_slices(pixels: np.ndarray, ids: np.ndarray, n: int, width: int) -> li
             for a, b, c, d in zip(y0[1:], y1[1:], x0[1:], x1[1:])]
 
 
-def renumber(labels: np.ndarray, number: np.ndarray, pixels: np.ndarray | None = None) -> np.ndarray:
+def renumber(labels: np.ndarray, number: np.ndarray, pixels: np.ndarray | None = None,
+             overwrite: bool = False) -> np.ndarray:
     """``number[labels]`` as int32, looked up only at ``pixels`` (``np.flatnonzero(labels)``)
     when given: cells cover a few % of a frame, so this is ~10x cheaper than the whole frame.
-    ``number[0]`` must be 0."""
+    ``number[0]`` must be 0. With ``overwrite`` (and ``pixels``) the result is written into
+    ``labels`` itself when it is a C-contiguous int32 array (no new frame to fill)."""
     if pixels is None:
         return number[labels].astype(np.int32, copy=False)
+    if overwrite and labels.dtype == np.int32 and labels.flags.c_contiguous:
+        flat = labels.reshape(-1)
+        flat[pixels] = number[flat[pixels]]
+        return labels
     out = np.zeros(labels.shape, dtype=np.int32)
     out.ravel()[pixels] = number[labels.ravel()[pixels]]
     return out

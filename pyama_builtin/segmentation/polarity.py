@@ -16,7 +16,7 @@ import numpy as np
 
 from .morphology import erode
 
-__all__ = ["background_level", "cell_polarity", "signed_deviation"]
+__all__ = ["background_level", "cell_polarity", "deviation_at", "signed_deviation"]
 
 # Side of the square blocks over which the background level is a median: large enough to
 # hold background between cells, small against illumination gradients.
@@ -74,10 +74,11 @@ def background_level(
     return levels, max(noise, 1e-6)
 
 
-def signed_deviation(image: np.ndarray, levels: np.ndarray) -> np.ndarray:
+def signed_deviation(image: np.ndarray, levels: np.ndarray, block: int = BACKGROUND_BLOCK) -> np.ndarray:
     """``image`` minus its block's background level, float32 (block-wise broadcast: no
-    full-frame copy of the levels)."""
-    b = BACKGROUND_BLOCK
+    full-frame copy of the levels). ``block`` is the side of a level's block in ``image``
+    (half of it for ``image[::2, ::2]``)."""
+    b = block
     h, w = image.shape
     out = np.empty((levels.shape[0] * b, levels.shape[1] * b), dtype=np.float32)
     out[:h, :w] = image
@@ -86,6 +87,16 @@ def signed_deviation(image: np.ndarray, levels: np.ndarray) -> np.ndarray:
     blocks = out.reshape(levels.shape[0], b, levels.shape[1], b)
     blocks -= levels[:, None, :, None]
     return out[:h, :w]
+
+
+def deviation_at(image: np.ndarray, levels: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """:func:`signed_deviation` at the flat indices ``at`` of ``image`` only (the same
+    float32 values: ``float32(pixel) - level``). Cells cover a few % of a frame; this reads
+    those pixels instead of filling a whole frame."""
+    w, b = image.shape[1], BACKGROUND_BLOCK
+    block = (at // (b * w)) * levels.shape[1] + (at % w) // b  # flat index into `levels`
+    pixel = image.reshape(-1)[at] if image.flags.c_contiguous else image[np.divmod(at, w)]
+    return np.subtract(pixel, levels.reshape(-1)[block], dtype=np.float32)
 
 
 def cell_polarity(

@@ -25,9 +25,10 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..cvops import label
 from .grey import black_tophat, white_tophat
 from .morphology import erode, fill_holes
-from .objects import estimate_cell_width, reject_objects, split_touching
+from .objects import estimate_cell_width, object_slices, reject_objects, renumber, split_touching
 
 __all__ = ["segment_tophat", "noise_sigma"]
 
@@ -121,23 +122,24 @@ def segment_tophat(
     mask, level = _hysteresis(top, high, low)
     mask = fill_holes(mask)
 
-    labels, n = ndi.label(mask, structure=np.ones((3, 3), dtype=bool))
+    pixels = np.flatnonzero(mask)  # per-object work on the cell pixels only (see logstd)
+    labels, n = label(mask, pixels)
     if n == 0:
         return labels
-    pixels = np.flatnonzero(mask)
     ids = labels.ravel()[pixels]
     area = np.bincount(ids, minlength=n + 1)
     contrast = np.bincount(ids, weights=top.ravel()[pixels] - level, minlength=n + 1)
     contrast /= np.maximum(area, 1) * noise
     area[(area < min_size) | (area > max_size)] = 0
-    slices = ndi.find_objects(labels)
+    slices = object_slices(pixels, ids, n, labels.shape[1])
+    del ids
     keep = reject_objects(labels, mask, area, contrast, width, min_area_fraction,
                           min_thickness, min_contrast)
     if split_touching_cells:
         min_area = max(min_area_fraction * width * width, min_size)
-        return split_touching(labels, keep, area, slices, width, split_h, min_area)
-    number = np.cumsum(keep).astype(np.int32) * keep
-    return number[labels]
+        return split_touching(labels, keep, area, slices, width, split_h, min_area, pixels=pixels,
+                              overwrite=True)
+    return renumber(labels, np.cumsum(keep).astype(np.int32) * keep, pixels, overwrite=True)
 
 
 def noise_sigma(image: np.ndarray) -> float:
@@ -182,7 +184,7 @@ def _hysteresis(top: np.ndarray, high: float, low: float):
     t_low = max(float(threshold_li(sample)), level + low * spread)
     t_high = max(float(threshold_otsu(sample)), level + high * spread, t_low)
     weak = top > t_low
-    labels, n = ndi.label(weak, structure=np.ones((3, 3), dtype=bool))
+    labels, n = label(weak)
     if n == 0:
         return weak, level
     strong = np.zeros(n + 1, dtype=bool)
