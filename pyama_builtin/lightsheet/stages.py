@@ -15,7 +15,7 @@ several views from ``lightsheet.zarr`` (see docs/lightsheet.md).
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -184,17 +184,24 @@ def correct_volume(ctx: FovContext, t: int, v: int, index: int, layout: VolumeLa
     dead = layout.array("calibration/dead_pixels")[t, v]
     threshold = float(layout.array("calibration/threshold")[t, v])
     # One writer thread encodes and stores finished shards while this thread corrects the
-    # next slab (ShardWriter); it is joined before the projections are written.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyama-shard-writer") as writer:
+    # next slab (ShardWriter); it is joined before the projections are written. One reader
+    # thread reads the next slab meanwhile (file reads and decoders release the GIL).
+    slabs = [(z0, min(z0 + p.slab, meta.n_z)) for z0 in range(0, meta.n_z, p.slab)]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyama-shard-writer") as writer, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyama-slab-reader") as reader:
+        def read(k: int) -> Future | None:
+            return reader.submit(ctx.reader.read_planes, ctx.fov, t, index, *slabs[k]) if k < len(slabs) else None
+
         volume = ShardWriter(layout.array("corrected"), t, v, writer)
         mask_writer = ShardWriter(layout.array("mask"), t, v, writer) if p.mask.enabled else None
         xy = np.zeros((meta.height, meta.width), meta.dtype)
         mask_xy = np.zeros((-(-meta.height // p.mask.block), -(-meta.width // p.mask.block)), bool)
         xz = np.zeros((meta.n_z, meta.width), meta.dtype)
         yz = np.zeros((meta.n_z, meta.height), meta.dtype)
-        for z0 in range(0, meta.n_z, p.slab):
-            z1 = min(z0 + p.slab, meta.n_z)
-            planes = ctx.reader.read_planes(ctx.fov, t, index, z0, z1)
+        upcoming = read(0)
+        for k, (z0, z1) in enumerate(slabs):
+            planes = upcoming.result()
+            upcoming = read(k + 1)
             # Readers return a fresh array: subtract and fix it in place (no second slab in
             # memory); a read-only one (a memory map) is copied once by the subtraction.
             planes = corrections.subtract_background(planes, background, out=planes if planes.flags.writeable else None)
