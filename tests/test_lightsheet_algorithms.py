@@ -194,3 +194,19 @@ def test_shard_writer_on_a_writer_thread_stores_the_same_bytes_and_reraises_fail
         with pytest.raises(ValueError, match="read-only"):  # at the next shard or at close()
             shards.add(volume[:8].copy())
             shards.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_otsu_from_histogram_equals_skimage(seed):
+    """The numpy Otsu gives exactly skimage's threshold (it replaced it, to skip the import)."""
+    from skimage.filters import threshold_otsu
+
+    rng = np.random.default_rng(seed)
+    background = rng.poisson(100 + 50 * seed, size=200_000)
+    specimen = rng.normal(600 + 300 * seed, 80 + 40 * seed, size=int(rng.integers(1_000, 60_000)))
+    values = np.clip(np.concatenate([background, specimen]).astype(np.int64), 0, 65535)
+    histogram = np.bincount(values, minlength=65536).astype(np.int64)
+    nonzero = np.flatnonzero(histogram)
+    counts = histogram[nonzero[0]: nonzero[-1] + 1]
+    expected = float(threshold_otsu(hist=(counts, np.arange(nonzero[0], nonzero[-1] + 1))))
+    assert foreground.otsu_from_histogram(histogram) == expected

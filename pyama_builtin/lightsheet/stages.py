@@ -15,7 +15,8 @@ several views from ``lightsheet.zarr`` (see docs/lightsheet.md).
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -63,6 +64,21 @@ def background_file(ctx: FovContext, view_name: str, index: int) -> Path | None:
         first = source if source.is_dir() else source.parent
         folders = [first, first.parent, first.parent.parent]
     return next((f / name for f in folders if (f / name).is_file()), None)
+
+
+def read_ahead(ctx: FovContext, t: int, index: int, ranges: list[tuple[int, int]]) -> Iterator[np.ndarray]:
+    """The planes ``z0:z1`` of each range in turn; the next range is read on a thread
+    meanwhile (file reads and decoders release the GIL), so reading overlaps the caller's
+    work on the current one. One range more in memory."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyama-slab-reader") as reader:
+        def read(k: int) -> Future | None:
+            return reader.submit(ctx.reader.read_planes, ctx.fov, t, index, *ranges[k]) if k < len(ranges) else None
+
+        upcoming = read(0)
+        for k in range(len(ranges)):
+            planes = upcoming.result()
+            upcoming = read(k + 1)
+            yield planes
 
 
 def _units(ctx: FovContext) -> Iterator[tuple[int, int, int, str]]:
@@ -143,17 +159,18 @@ def calibrate(ctx: FovContext) -> dict[str, Any]:
         background = None if found is None else _load_background(found, (meta.height, meta.width))
         histogram = np.zeros(HISTOGRAM_BINS, np.int64)
         votes = np.zeros((meta.height, meta.width), np.uint16)
-        for step, z in enumerate(sampled):
-            plane = ctx.reader.read_planes(ctx.fov, t, index, z, z + 1)[0]
-            values = plane if background is None else corrections.subtract_background(plane[None], background)[0]
-            if p.dead_pixels.enabled:
-                outliers = corrections.outlier_pixels(plane, p.dead_pixels.threshold)
-                votes += outliers
-                # Leave outliers out (stuck-high pixels would skew the threshold): subtracting
-                # their few counts is cheaper than copying the plane without them.
-                histogram -= np.bincount(values[outliers], minlength=HISTOGRAM_BINS)[:HISTOGRAM_BINS]
-            histogram += np.bincount(values.ravel(), minlength=HISTOGRAM_BINS)[:HISTOGRAM_BINS]
-            ctx.tick("calibrate", done * len(sampled) + step + 1, len(units) * len(sampled))
+        with closing(read_ahead(ctx, t, index, [(z, z + 1) for z in sampled])) as planes_in_turn:
+            for step, planes in enumerate(planes_in_turn):
+                plane = planes[0]
+                values = plane if background is None else corrections.subtract_background(plane[None], background)[0]
+                if p.dead_pixels.enabled:
+                    outliers = corrections.outlier_pixels(plane, p.dead_pixels.threshold)
+                    votes += outliers
+                    # Leave outliers out (stuck-high pixels would skew the threshold): subtracting
+                    # their few counts is cheaper than copying the plane without them.
+                    histogram -= np.bincount(values[outliers], minlength=HISTOGRAM_BINS)[:HISTOGRAM_BINS]
+                histogram += np.bincount(values.ravel(), minlength=HISTOGRAM_BINS)[:HISTOGRAM_BINS]
+                ctx.tick("calibrate", done * len(sampled) + step + 1, len(units) * len(sampled))
         if background is None:
             level = int(corrections.percentile_from_histogram(histogram, p.background.percentile))
             background = np.full((meta.height, meta.width), level, np.uint16)
@@ -184,17 +201,18 @@ def correct_volume(ctx: FovContext, t: int, v: int, index: int, layout: VolumeLa
     dead = layout.array("calibration/dead_pixels")[t, v]
     threshold = float(layout.array("calibration/threshold")[t, v])
     # One writer thread encodes and stores finished shards while this thread corrects the
-    # next slab (ShardWriter); it is joined before the projections are written.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyama-shard-writer") as writer:
+    # next slab (ShardWriter); it is joined before the projections are written. A reader
+    # thread reads the slab after this one meanwhile (read_ahead).
+    slabs = [(z0, min(z0 + p.slab, meta.n_z)) for z0 in range(0, meta.n_z, p.slab)]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyama-shard-writer") as writer, \
+            closing(read_ahead(ctx, t, index, slabs)) as slabs_in_turn:
         volume = ShardWriter(layout.array("corrected"), t, v, writer)
         mask_writer = ShardWriter(layout.array("mask"), t, v, writer) if p.mask.enabled else None
         xy = np.zeros((meta.height, meta.width), meta.dtype)
         mask_xy = np.zeros((-(-meta.height // p.mask.block), -(-meta.width // p.mask.block)), bool)
         xz = np.zeros((meta.n_z, meta.width), meta.dtype)
         yz = np.zeros((meta.n_z, meta.height), meta.dtype)
-        for z0 in range(0, meta.n_z, p.slab):
-            z1 = min(z0 + p.slab, meta.n_z)
-            planes = ctx.reader.read_planes(ctx.fov, t, index, z0, z1)
+        for (z0, z1), planes in zip(slabs, slabs_in_turn):
             # Readers return a fresh array: subtract and fix it in place (no second slab in
             # memory); a read-only one (a memory map) is copied once by the subtraction.
             planes = corrections.subtract_background(planes, background, out=planes if planes.flags.writeable else None)
