@@ -113,16 +113,18 @@ def run(ctx: FovContext) -> dict:
             # Pass 1: stream frames once; each cell's (not yet normalised) crop of frame t goes to
             # its place in the scratch file. Normalising the crops later gives the same bytes as
             # normalising the frame (elementwise), on a fraction of its pixels.
-            read = (lambda t: (raw[t], bg[t])) if bg is not None else (lambda t: (raw[t], None))
-            with closing(read_ahead(read, n_frames)) as frames:
-                for t, (frame, background) in enumerate(frames):
-                    frame = frame.astype(np.float32)
-                    if background is not None:
-                        frame -= weight * background
-                    if t in samples:
-                        sampled.append(subsample(frame))
-                    for (y0, x0, y1, x1), offset, size in zip(windows, offsets, frame_bytes):
-                        os.pwrite(fd, np.ascontiguousarray(frame[y0:y1, x0:x1]), int(offset + t * size))
+            def cut_frame(t: int, raw=raw, bg=bg) -> np.ndarray | None:  # on ctx.frame_threads threads
+                frame = raw[t].astype(np.float32)
+                if bg is not None:
+                    frame -= weight * bg[t]
+                for (y0, x0, y1, x1), offset, size in zip(windows, offsets, frame_bytes):
+                    os.pwrite(fd, np.ascontiguousarray(frame[y0:y1, x0:x1]), int(offset + t * size))
+                return subsample(frame) if t in samples else None
+
+            with closing(read_ahead(cut_frame, n_frames, threads=ctx.frame_threads)) as frames:
+                for small_frame in frames:
+                    if small_frame is not None:
+                        sampled.append(small_frame)
                     done += 1
                     ctx.tick(STAGE, done, total)
             lo, hi = subsampled_range(sampled)
