@@ -21,7 +21,7 @@ from .readers import ImageMetadata, Reader
 from .stages.context import Cancelled, FovContext, StageError
 from .store import FovStore
 from .location import output_root
-from .memory import release_memory, share_one_heap
+from .memory import release_memory, tune_heap
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
             report: Callable[[str, int, int], None] = lambda *a: None,
             cancelled: Callable[[], bool] = lambda: False) -> FovOutcome:
     """Run (or resume) every applicable stage of one FOV; never raises for stage failures."""
-    share_one_heap()  # before the stages start their frame I/O threads (see memory.py)
+    tune_heap()  # one heap, frame buffers reused; before the stages start threads (memory.py)
     store = FovStore(output_root(resolved.config.output, resolved.config.storage_options), fov, resolved.config.storage)
     ctx = FovContext(fov, store, resolved, reader, metadata, basename, report, cancelled)
     ctx.frame_threads = frame_threads(resolved.config.execution,
