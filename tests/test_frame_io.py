@@ -132,3 +132,18 @@ def test_frames_worked_on_at_once_give_the_same_bytes(tmp_path):
         a = zarr.open_array(one / relative, mode="r")[...]
         b = zarr.open_array(three / relative, mode="r")[...]
         assert a.dtype == b.dtype and np.array_equal(a, b), relative
+
+
+def test_the_heap_is_tuned_also_where_dask_set_a_trim_threshold():
+    """dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc map
+    and zero every frame buffer afresh; tune_heap sets thresholds that override it."""
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("the heap settings are glibc's")
+    code = "from pyama_framework.memory import tune_heap; print(tune_heap())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**__import__("os").environ, "MALLOC_TRIM_THRESHOLD_": "65536"})
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr
