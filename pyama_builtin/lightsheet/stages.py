@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from contextlib import closing
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,6 +27,7 @@ from pyama_framework.errors import ConfigError
 from pyama_framework.pipeline import Stage
 from pyama_framework.readers import ImageMetadata
 from pyama_framework.stages.context import FovContext, StageError
+from pyama_framework.stages.frames import read_ahead
 from pyama_framework.store import compressors
 
 from . import corrections, foreground
@@ -66,19 +67,10 @@ def background_file(ctx: FovContext, view_name: str, index: int) -> Path | None:
     return next((f / name for f in folders if (f / name).is_file()), None)
 
 
-def read_ahead(ctx: FovContext, t: int, index: int, ranges: list[tuple[int, int]]) -> Iterator[np.ndarray]:
-    """The planes ``z0:z1`` of each range in turn; the next range is read on a thread
-    meanwhile (file reads and decoders release the GIL), so reading overlaps the caller's
-    work on the current one. One range more in memory."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyama-slab-reader") as reader:
-        def read(k: int) -> Future | None:
-            return reader.submit(ctx.reader.read_planes, ctx.fov, t, index, *ranges[k]) if k < len(ranges) else None
-
-        upcoming = read(0)
-        for k in range(len(ranges)):
-            planes = upcoming.result()
-            upcoming = read(k + 1)
-            yield planes
+def read_slabs(ctx: FovContext, t: int, index: int, ranges: list[tuple[int, int]]) -> Iterator[np.ndarray]:
+    """The planes ``z0:z1`` of each range in turn, the next range read on a thread meanwhile
+    (file reads and decoders release the GIL): one range more in memory."""
+    return read_ahead(lambda k: ctx.reader.read_planes(ctx.fov, t, index, *ranges[k]), len(ranges))
 
 
 def _units(ctx: FovContext) -> Iterator[tuple[int, int, int, str]]:
@@ -159,7 +151,7 @@ def calibrate(ctx: FovContext) -> dict[str, Any]:
         background = None if found is None else _load_background(found, (meta.height, meta.width))
         histogram = np.zeros(HISTOGRAM_BINS, np.int64)
         votes = np.zeros((meta.height, meta.width), np.uint16)
-        with closing(read_ahead(ctx, t, index, [(z, z + 1) for z in sampled])) as planes_in_turn:
+        with closing(read_slabs(ctx, t, index, [(z, z + 1) for z in sampled])) as planes_in_turn:
             for step, planes in enumerate(planes_in_turn):
                 plane = planes[0]
                 values = plane if background is None else corrections.subtract_background(plane[None], background)[0]
@@ -202,10 +194,10 @@ def correct_volume(ctx: FovContext, t: int, v: int, index: int, layout: VolumeLa
     threshold = float(layout.array("calibration/threshold")[t, v])
     # One writer thread encodes and stores finished shards while this thread corrects the
     # next slab (ShardWriter); it is joined before the projections are written. A reader
-    # thread reads the slab after this one meanwhile (read_ahead).
+    # thread reads the slab after this one meanwhile (read_slabs).
     slabs = [(z0, min(z0 + p.slab, meta.n_z)) for z0 in range(0, meta.n_z, p.slab)]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyama-shard-writer") as writer, \
-            closing(read_ahead(ctx, t, index, slabs)) as slabs_in_turn:
+            closing(read_slabs(ctx, t, index, slabs)) as slabs_in_turn:
         volume = ShardWriter(layout.array("corrected"), t, v, writer)
         mask_writer = ShardWriter(layout.array("mask"), t, v, writer) if p.mask.enabled else None
         xy = np.zeros((meta.height, meta.width), meta.dtype)

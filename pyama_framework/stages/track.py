@@ -73,11 +73,11 @@ def run(ctx: FovContext) -> dict:
             for t, item in enumerate(track(frames, **selected.kwargs())):
                 if t >= ctx.n_frames:
                     raise StageError(f"{who} yielded more frames than it was given ({ctx.n_frames})")
-                tracked, parents = (item.labels, dict(item.parents)) if isinstance(item, TrackedFrame) else (item, {})
-                tracked, cells = label_image_and_ids(tracked, ctx.frame_shape, who)
+                given, parents = (item.labels, dict(item.parents)) if isinstance(item, TrackedFrame) else (item, {})
+                tracked, cells = label_image_and_ids(given, ctx.frame_shape, who)
                 lineage.add(t, cells, parents, who)
                 # stored later, on the writer's thread: a copy, in case the tracker reuses its array
-                writer.put(t, tracked.copy() if tracked is item or tracked is getattr(item, "labels", None) else tracked)
+                writer.put(t, tracked.copy() if tracked is given else tracked)
                 top = max(top, int(cells[-1]) if cells.size else 0)
                 written = t + 1
                 ctx.tick(STAGE, written, ctx.n_frames)
