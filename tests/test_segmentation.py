@@ -568,3 +568,65 @@ def test_edge_growth_between_cells_tolerates_the_neighbours_halos():
         assert wide.max() == narrow.max()
         np.testing.assert_array_equal(wide[narrow > 0], narrow[narrow > 0])
         assert seg_score(frame.labels, wide)[0] > seg_score(frame.labels, narrow)[0] + gain
+
+
+def _dark_shapes_image(shape, shapes, *, seed=0, level=3000.0):
+    """Like :func:`_dark_cell_image` with several shapes: each ``(y0, x0, y1, x1, radius)`` is
+    the set of pixels within ``radius`` of the segment (y0, x0)-(y1, x1): a rod, or a disk
+    when both ends coincide. Returns the image and the shapes' labels 1..n."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+    distance = np.full(shape, np.inf)
+    truth = np.zeros(shape, dtype=np.int32)
+    for k, (y0, x0, y1, x1, radius) in enumerate(shapes):
+        dy, dx = y1 - y0, x1 - x0
+        along = np.clip(((yy - y0) * dy + (xx - x0) * dx) / max(dy * dy + dx * dx, 1e-9), 0, 1)
+        d = np.hypot(yy - (y0 + along * dy), xx - (x0 + along * dx)) - radius
+        truth[d <= 0] = k + 1
+        distance = np.minimum(distance, d)
+    image = np.full(shape, level)
+    image += np.where(distance <= 0, -0.35 * level * (1 + 0.3 * np.sin(yy * 1.3) * np.cos(xx * 1.1)), 0)
+    image += 0.2 * level * np.exp(-0.5 * (distance - 1.0) ** 2)
+    image += rng.normal(0, np.sqrt(level), shape)
+    return np.clip(np.rint(image), 0, 65535).astype(np.uint16), truth
+
+
+_SPECKS = [(200, 40, 200, 40, 4.5), (200, 200, 200, 200, 4.5)]  # ~64 px, round
+
+
+def test_round_specks_among_rods_are_debris():
+    """Among rods 10 px wide (~500 px), round 9 px specks pass the width-relative size test
+    (0.64 W²) but are far below the rods' median area: dropped by default, kept with
+    speck_area_fraction 0."""
+    rods = [(40 + 45 * k, 40, 40 + 45 * k, 90, 5.0) for k in range(4)]
+    image, truth = _dark_shapes_image((240, 240), rods + _SPECKS)
+    labels = segment_logstd(image, cell_diameter=10)
+    assert labels.max() == 4
+    assert all(labels[200, x] == 0 for x in (40, 200))
+    mean, per_cell, _ = seg_score(np.where(truth <= 4, truth, 0), labels)
+    assert mean >= 0.8
+    assert segment_logstd(image, cell_diameter=10, speck_area_fraction=0).max() == 6
+
+
+def test_round_cells_of_several_sizes_are_not_specks():
+    """In a frame of round cells the same specks are small cells: all are kept."""
+    cells = [(40 + 45 * k, 60, 40 + 45 * k, 60, 10.0) for k in range(4)]
+    image, _ = _dark_shapes_image((240, 240), cells + _SPECKS)
+    labels = segment_logstd(image, cell_diameter=10)
+    assert labels.max() == 6
+    assert all(labels[200, x] > 0 for x in (40, 200))
+
+
+def test_aspect_ratios_from_moments():
+    """A 10 x 40 px rectangle is 4x as long as wide; a disk 1x; measured from the labelled
+    pixels alone."""
+    from pyama_builtin.segmentation.objects import aspect_ratios
+
+    labels = np.zeros((100, 100), dtype=np.int32)
+    labels[10:20, 10:50] = 1
+    labels[60:90, 20:80] = 2
+    yy, xx = np.mgrid[:100, :100]
+    labels[np.hypot(yy - 40, xx - 80) <= 12] = 3
+    pixels = np.flatnonzero(labels)
+    aspect = aspect_ratios(pixels, labels.ravel()[pixels], 3, 100)
+    np.testing.assert_allclose(aspect[1:], [4.0, 2.0, 1.0], atol=0.03)

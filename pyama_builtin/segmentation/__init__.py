@@ -36,6 +36,15 @@ class CellObjectParams(PluginParams):
         description="Objects whose mean contrast against the background is below this many "
                     "noise standard deviations are rejected.",
     )
+    speck_area_fraction: float = Field(
+        0.4, ge=0.0, le=1.0,
+        description="In a frame of rods (area-weighted median aspect ratio >= 2), round objects "
+                    "smaller than this x the median object area are debris specks (0 = off).",
+    )
+    speck_max_aspect: float = Field(
+        1.3, ge=1.0, le=10.0,
+        description="Largest aspect ratio (long / short axis) of such a speck.",
+    )
     split_touching_cells: bool = Field(
         True,
         description="Split touching cells with a marker-controlled watershed on the "

@@ -21,7 +21,7 @@ per frame:
    resolution;
 5. opening by the same disk; objects rejected as debris / halo fragments by size,
    thickness and contrast relative to the cell width (given in px or µm, or estimated per
-   frame);
+   frame), and, in frames of rods, round specks much smaller than the median object;
 6. touching cells split by a marker-controlled watershed on the distance transform;
 7. optionally (``edge_growth`` > 0) each cell grown by up to that many px into edge pixels
    (step 2's mask) that are not clearly on the halo's side of the background: in dense
@@ -39,8 +39,8 @@ from scipy import ndimage as ndi
 from ..cvops import box_sum, clip_negative, label
 from .blocks import bridged_regions, fill_bridged, or_pool, set_blocks
 from .morphology import closing, fill_holes, label_by_size, opening
-from .objects import (estimate_cell_width, grow_into, object_slices, reject_objects, renumber,
-                      split_touching)
+from .objects import (aspect_ratios, estimate_cell_width, grow_into, object_slices, reject_objects,
+                      reject_specks, renumber, split_touching)
 from .polarity import BACKGROUND_BLOCK, background_level, cell_polarity, deviation_at, signed_deviation
 
 __all__ = ["segment_logstd", "local_variance", "logstd_threshold"]
@@ -67,6 +67,8 @@ def segment_logstd(
     min_area_fraction: float = 0.25,
     min_thickness: float = 0.5,
     min_contrast: float = 2.0,
+    speck_area_fraction: float = 0.4,
+    speck_max_aspect: float = 1.3,
     split_touching_cells: bool = True,
     split_h: float = 0.1,
     min_size: int = 50,
@@ -120,6 +122,11 @@ def segment_logstd(
     min_contrast : float, optional
         Objects whose mean deviation (in the cells' direction) is below this many noise
         standard deviations are rejected.
+    speck_area_fraction, speck_max_aspect : float, optional
+        In a frame of rods (area-weighted median aspect ratio >= 2), round objects (aspect
+        ratio below ``speck_max_aspect``) smaller than ``speck_area_fraction`` x the median
+        object area are debris specks (``speck_area_fraction`` 0: off). Frames of round
+        cells are left alone.
     split_touching_cells : bool, optional
         Split touching cells with a distance-transform watershed.
     split_h : float, optional
@@ -241,11 +248,14 @@ def segment_logstd(
     # `pixels` stays: renumbering only the cell pixels is 10x cheaper than the whole frame
     area[(area < min_size) | (area > max_size)] = 0  # out of the absolute size bounds
     slices = object_slices(pixels, ids, n, labels.shape[1])
-    del ids
     if width is None:
         width = estimate_cell_width(labels, slices, area[1:])
     keep = reject_objects(labels, mask, area, contrast, width, min_area_fraction,
                           min_thickness, min_contrast)
+    if speck_area_fraction > 0:
+        aspect = aspect_ratios(pixels, ids, n, labels.shape[1])
+        reject_specks(keep, area, aspect, speck_area_fraction, speck_max_aspect)
+    del ids
     if split_touching_cells:
         min_area = max(min_area_fraction * width * width, min_size)
         out = split_touching(labels, keep, area, slices, width, split_h, min_area, pixels=pixels,

@@ -28,7 +28,8 @@ from scipy import ndimage as ndi
 from ..cvops import label
 from .grey import black_tophat, white_tophat
 from .morphology import erode, fill_holes
-from .objects import estimate_cell_width, object_slices, reject_objects, renumber, split_touching
+from .objects import (aspect_ratios, estimate_cell_width, object_slices, reject_objects, reject_specks,
+                      renumber, split_touching)
 
 __all__ = ["segment_tophat", "noise_sigma"]
 
@@ -46,6 +47,8 @@ def segment_tophat(
     min_area_fraction: float = 0.25,
     min_thickness: float = 0.5,
     min_contrast: float = 2.0,
+    speck_area_fraction: float = 0.4,
+    speck_max_aspect: float = 1.3,
     split_touching_cells: bool = True,
     split_h: float = 0.1,
     min_size: int = 20,
@@ -74,6 +77,8 @@ def segment_tophat(
     min_area_fraction, min_thickness, min_contrast : float, optional
         Debris / halo-fragment rejection relative to the cell width, as in ``logstd``
         (contrast: mean top-hat above its background level, in noise sigma).
+    speck_area_fraction, speck_max_aspect : float, optional
+        Round specks in a frame of rods, as in ``logstd`` (``speck_area_fraction`` 0: off).
     split_touching_cells : bool, optional
         Split touching cells with a distance-transform watershed.
     split_h : float, optional
@@ -132,9 +137,12 @@ def segment_tophat(
     contrast /= np.maximum(area, 1) * noise
     area[(area < min_size) | (area > max_size)] = 0
     slices = object_slices(pixels, ids, n, labels.shape[1])
-    del ids
     keep = reject_objects(labels, mask, area, contrast, width, min_area_fraction,
                           min_thickness, min_contrast)
+    if speck_area_fraction > 0:
+        reject_specks(keep, area, aspect_ratios(pixels, ids, n, labels.shape[1]), speck_area_fraction,
+                      speck_max_aspect)
+    del ids
     if split_touching_cells:
         min_area = max(min_area_fraction * width * width, min_size)
         return split_touching(labels, keep, area, slices, width, split_h, min_area, pixels=pixels,
