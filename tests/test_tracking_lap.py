@@ -109,6 +109,50 @@ def test_a_clump_that_merges_and_splits_again_gives_back_ids(name, merged, max_g
     assert before == after and len(set(before)) == 2
 
 
+def test_lap_splits_a_merge_of_established_tracks_so_both_keep_their_ids():
+    # Before split_merges the clump carried one of the two IDs: the other cell switched
+    # identity when the clump formed and again when it came apart (every switch left on the
+    # rodsim scenes was of this kind).
+    scenes = [TOUCHING] * 3 + [CLUMP] + [TOUCHING] * 3
+    frames = [ellipses((80, 140), c) for c in scenes]
+    labels, parents = run(track_lap, frames)
+    ids = ids_at(labels[0], PIECES)
+    assert len(set(ids)) == 2 and not any(parents)
+    assert all(ids_at(lab, PIECES) == ids for lab in labels)
+    # The clump's pixels are shared between the two, none dropped.
+    assert np.array_equal(labels[3] > 0, frames[3] > 0)
+    assert set(np.unique(labels[3])) == {0, *ids}
+    assert abs(int((labels[3] == ids[0]).sum()) - int((labels[3] == ids[1]).sum())) < 20
+    labels, _ = run(track_lap, frames, split_merges=False)
+    assert len(set(ids_at(labels[3], PIECES))) == 1
+
+
+def test_lap_leaves_young_pieces_merged():
+    # A cell cut in two for two frames (less than the division lookahead + 1) and whole
+    # again: the pieces are not established tracks, so the cut is not made permanent.
+    scenes = [CLUMP] * 3 + [TOUCHING] * 2 + [CLUMP] * 3
+    labels, parents = run(track_lap, [ellipses((80, 140), c) for c in scenes])
+    assert not any(parents)
+    for lab in labels[5:]:
+        assert len(set(ids_at(lab, PIECES))) == 1
+    assert len({int(lab[40, 67]) for t, lab in enumerate(labels) if t not in (3, 4)}) == 1
+
+
+def test_lap_splits_a_merge_of_three_cells_after_a_drift():
+    shift = np.array([0, 0, 0, 9, 9, 9])  # the stage moves 9 px before the merge
+    row = [(1, 40, 40, 7, 6), (2, 40, 55, 7, 6), (3, 40, 70, 7, 6), (4, 20, 110, 7, 6),
+           (5, 62, 110, 7, 6)]
+    clump = [(1, 40, 55, 22, 6), (4, 20, 110, 7, 6), (5, 62, 110, 7, 6)]
+    frames = [ellipses((80, 140), [(k, y + s, x + s, a, b) for k, y, x, a, b in cells])
+              for s, cells in zip([0, 0, 0, 9, 9, 9], [row, row, row, clump, row, row])]
+    labels, parents = run(track_lap, frames)
+    points = [(40, 40), (40, 55), (40, 70)]
+    ids = ids_at(labels[0], points)
+    assert len(set(ids)) == 3 and not any(parents)
+    for t, lab in enumerate(labels):
+        assert ids_at(lab, [(y + shift[t], x + shift[t]) for y, x in points]) == ids
+
+
 @pytest.mark.parametrize("name", TRACKERS)
 def test_a_cell_cut_in_two_for_one_frame_is_not_a_division(name):
     scenes = [CLUMP] * 3 + [TOUCHING] + [CLUMP] * 4

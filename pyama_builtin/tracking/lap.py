@@ -29,6 +29,7 @@ from pyama_framework.types import TrackedFrame
 
 from ._confirm import CellFrame, confirm_divisions
 from ._divisions import find_divisions
+from ._merges import find_merges, split_pixels
 from .iou_hungarian import _kept_cells, _max_weight_matching
 
 __all__ = ["track_lap", "estimate_drift"]
@@ -67,23 +68,35 @@ class _Tracks:
     cov: np.ndarray
     edge: np.ndarray
     last_seen: np.ndarray  # frame index
+    born: np.ndarray  # first frame of the track, -1 for tracks of the first frame
 
     @classmethod
     def empty(cls) -> "_Tracks":
         return cls(np.empty(0, np.uint32), np.empty((0, 2)), np.empty(0), np.empty((0, 3)),
-                   np.empty(0, bool), np.empty(0, np.int64))
+                   np.empty(0, bool), np.empty(0, np.int64), np.empty(0, np.int64))
 
     def select(self, keep: np.ndarray) -> "_Tracks":
         return _Tracks(self.ids[keep], self.centre[keep], self.area[keep], self.cov[keep],
-                       self.edge[keep], self.last_seen[keep])
+                       self.edge[keep], self.last_seen[keep], self.born[keep])
 
-    def extended(self, ids: np.ndarray, cells: _Frame, t: int) -> "_Tracks":
+    def born_of(self, ids: np.ndarray, t: int) -> np.ndarray:
+        """First frame of each of ``ids``: its track's, or ``t`` for a new one."""
+        born = np.full(ids.size, -1 if t == 0 else t, dtype=np.int64)
+        if self.ids.size:
+            order = np.argsort(self.ids)
+            at = np.minimum(np.searchsorted(self.ids, ids, sorter=order), self.ids.size - 1)
+            known = self.ids[order[at]] == ids
+            born[known] = self.born[order[at[known]]]
+        return born
+
+    def extended(self, ids: np.ndarray, cells: _Frame, t: int, born: np.ndarray) -> "_Tracks":
         return _Tracks(np.concatenate([self.ids, ids]),
                        np.concatenate([self.centre, cells.centre]),
                        np.concatenate([self.area, cells.area]),
                        np.concatenate([self.cov, cells.cov]),
                        np.concatenate([self.edge, cells.edge]),
-                       np.concatenate([self.last_seen, np.full(cells.n, t)]))
+                       np.concatenate([self.last_seen, np.full(cells.n, t)]),
+                       np.concatenate([self.born, born]))
 
 
 def track_lap(
@@ -98,6 +111,7 @@ def track_lap(
     max_size: int | None = None,
     division_lookahead: int = 2,
     min_mother_age: int = 2,
+    split_merges: bool = True,
 ) -> Iterator[TrackedFrame]:
     """Link per-frame cell labels into tracks by centroid distance and linear assignment.
 
@@ -134,6 +148,12 @@ def track_lap(
     min_mother_age : int, optional
         Frames a track must exist before it can divide (tracks of the first frame always
         can): a piece of a split that just happened does not divide again.
+    split_merges : bool, optional
+        Split an object back between the tracks that merged into it: two or more tracks
+        older than ``division_lookahead`` frames (or present since the first frame) lost
+        into one cell whose extent holds their predicted centroids and whose area is about
+        theirs together (see ``_merges.py``). Keeps both identities through a frame in
+        which the segmenter joins touching cells.
 
     Yields
     ------
@@ -151,7 +171,8 @@ def track_lap(
     if division_lookahead < 0 or min_mother_age < 0:
         raise ValueError("division_lookahead and min_mother_age must be >= 0")
     frames = _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight,
-                          max_gap, divisions, min_size, max_size)
+                          max_gap, divisions, min_size, max_size,
+                          division_lookahead if split_merges else None)
     if divisions:
         yield from confirm_divisions(frames, division_lookahead, min_mother_age, max_gap + 1)
     else:
@@ -160,11 +181,16 @@ def track_lap(
 
 
 def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight, max_gap,
-                 divisions, min_size, max_size) -> Iterator[CellFrame]:
-    """The tracker proper: per frame, cells with IDs and the proposed divisions."""
+                 divisions, min_size, max_size, merge_age) -> Iterator[CellFrame]:
+    """The tracker proper: per frame, cells with IDs and the proposed divisions.
+
+    ``merge_age``: tracks older than this many frames are split back out of a merge (None:
+    merges are not split).
+    """
 
     shape: tuple[int, ...] | None = None
     tracks = _Tracks.empty()
+    last: _Frame | None = None  # the previous frame's cells (track rows of age 1, in order)
     next_id = 1
     for t, frame in enumerate(label_frames):
         labels = np.asarray(frame)
@@ -182,6 +208,7 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
         recent = tracks.last_seen == t - 1
         if tracks.ids.size and cur.n:
             gate = _gate(tracks.area[recent], max_distance, max_distance_px)
+            shift = np.zeros(2)
             if drift and recent.any():
                 shift = estimate_drift(tracks.centre[recent], cur.centre, shape, gate,
                                        tracks.area[recent], cur.area)
@@ -193,6 +220,18 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
             ids[c] = tracks.ids[prev[p]]
             linked_to = np.full(prev.size, -1)
             linked_to[p] = c
+            # 1b. an object holding established tracks that merged into it is split between them
+            if merge_age is not None and prev.size and last is not None:
+                born = tracks.born[prev]
+                merges = find_merges(tracks.centre[prev], tracks.area[prev],
+                                     (born < 0) | (t - born > merge_age), linked_to,
+                                     cur.centre, cur.area, cur.cov)
+                if merges:
+                    cur, pieces = _split_merges(cur, last, merges, shift, shape)
+                    ids = np.concatenate([ids, np.zeros(cur.n - ids.size, np.uint32)])
+                    for piece, k in pieces:
+                        ids[piece] = tracks.ids[prev[k]]
+                        linked_to[k] = piece
             ended = np.zeros(tracks.ids.size, dtype=bool)
             # 2. gap closing against tracks lost 1..max_gap frames ago, most recent first;
             # before divisions, so that a clump of two tracks that comes apart again gives
@@ -220,11 +259,62 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
                     parents.update({int(ids[d.daughter_a]): int(tracks.ids[mother]),
                                     int(ids[d.daughter_b]): int(tracks.ids[mother])})
             # Continued tracks are replaced by their current cell below, divided ones end.
+            born = tracks.born_of(ids, t)  # before the continued tracks' rows are dropped
             tracks = tracks.select(~ended & ~np.isin(tracks.ids, ids))
+        else:
+            born = tracks.born_of(ids, t)
         tracks = tracks.select(tracks.last_seen >= t - max_gap)
         next_id = _new_ids(ids, np.flatnonzero(ids == 0), next_id)
-        tracks = tracks.extended(ids, cur, t)
+        tracks = tracks.extended(ids, cur, t, born)
+        last = cur
         yield CellFrame(shape, cur.pixels, cur.label, ids, cur.area, parents)
+
+
+def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int]]],
+                  shift: np.ndarray, shape: tuple[int, ...]) -> tuple[_Frame, list[tuple[int, int]]]:
+    """Split each merged cell of ``cur`` between the previous frame's cells it holds.
+
+    ``merges`` are (current cell, previous cells) as :func:`find_merges` gives them. Returns
+    the new frame (the first previous cell keeps the merged cell's index, the others get new
+    indices after the existing cells) and the (current cell, previous cell) pairs made.
+    """
+    h, w = shape
+    dy, dx = np.rint(shift).astype(np.int64)
+    order = np.argsort(last.label, kind="stable")
+    start = np.concatenate([[0], np.cumsum(np.bincount(last.label, minlength=last.n))])
+    cur_order = np.argsort(cur.label, kind="stable")
+    cur_start = np.concatenate([[0], np.cumsum(np.bincount(cur.label, minlength=cur.n))])
+    label = cur.label.copy()
+    pieces, touched, n = [], [], cur.n
+    for cell, members in merges:
+        seeds = []
+        for k in members:  # the previous mask, moved by the frame's drift
+            rows, cols = np.divmod(last.pixels[order[start[k]:start[k + 1]]], w)
+            rows, cols = rows + dy, cols + dx
+            ok = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+            seeds.append(rows[ok] * w + cols[ok])
+        where = cur_order[cur_start[cell]:cur_start[cell + 1]]
+        nearest = split_pixels(cur.pixels[where], seeds, (h, w))
+        if nearest is None:
+            continue
+        index = np.array([cell, *range(n, n + len(members) - 1)])
+        label[where] = index[nearest]
+        n += len(members) - 1
+        pieces += list(zip(index.tolist(), members))
+        touched.append(index)
+    if not pieces:
+        return cur, []
+    touched = np.concatenate(touched)
+    centre = np.concatenate([cur.centre, np.zeros((n - cur.n, 2))])
+    area = np.concatenate([cur.area, np.zeros(n - cur.n)])
+    cov = np.concatenate([cur.cov, np.zeros((n - cur.n, 3))])
+    edge = np.concatenate([cur.edge, np.zeros(n - cur.n, bool)])
+    local = np.full(n, -1)
+    local[touched] = np.arange(touched.size)
+    on = local[label] >= 0
+    m = _measure_pixels(cur.pixels[on], local[label[on]], touched.size, shape)
+    centre[touched], area[touched], cov[touched], edge[touched] = m
+    return _Frame(centre, area, cov, edge, cur.pixels, label), pieces
 
 
 def _new_ids(ids: np.ndarray, where, next_id: int) -> int:
@@ -238,20 +328,25 @@ def _new_ids(ids: np.ndarray, where, next_id: int) -> int:
 def _measure(labels: np.ndarray, min_size: int, max_size: int | None) -> _Frame:
     """Centroid, area and second central moments of the kept cells of ``labels``."""
     cells = _kept_cells(labels, min_size, max_size, with_bbox=False)
-    n = cells.n
-    rows, cols = np.divmod(cells.pixels, labels.shape[1])
+    centre, area, cov, edge = _measure_pixels(cells.pixels, cells.label, cells.n, labels.shape)
+    return _Frame(centre, area, cov, edge, cells.pixels, cells.label)
+
+
+def _measure_pixels(pixels: np.ndarray, label: np.ndarray, n: int, shape: tuple[int, ...]):
+    """Centroid, area, second central moments and border contact of cells 0..n-1 given by
+    their flat pixel indices and each pixel's cell."""
+    rows, cols = np.divmod(pixels, shape[1])
     rows, cols = rows.astype(np.float64), cols.astype(np.float64)
-    area = cells.area.astype(np.float64)
-    sy, sx = (np.bincount(cells.label, v, minlength=n) for v in (rows, cols))
-    syy, sxx, syx = (np.bincount(cells.label, v, minlength=n)
+    area = np.bincount(label, minlength=n).astype(np.float64)
+    sy, sx = (np.bincount(label, v, minlength=n) for v in (rows, cols))
+    syy, sxx, syx = (np.bincount(label, v, minlength=n)
                      for v in (rows * rows, cols * cols, rows * cols))
     cy, cx = sy / np.maximum(area, 1), sx / np.maximum(area, 1)
     cov = np.stack([syy / area - cy * cy, sxx / area - cx * cx, syx / area - cy * cx], axis=1)
-    h, w = labels.shape
+    h, w = shape
     border = (rows == 0) | (rows == h - 1) | (cols == 0) | (cols == w - 1)
-    edge = np.bincount(cells.label[border], minlength=n) > 0
-    return _Frame(np.stack([cy, cx], axis=1).reshape(n, 2), area, cov.reshape(n, 3), edge,
-                  cells.pixels, cells.label)
+    edge = np.bincount(label[border], minlength=n) > 0
+    return np.stack([cy, cx], axis=1).reshape(n, 2), area, cov.reshape(n, 3), edge
 
 
 def _gate(area: np.ndarray, max_distance: float, max_distance_px: float | None) -> float:
