@@ -36,6 +36,8 @@ __all__ = ["track_lap", "estimate_drift"]
 
 _GRID_CELLS = 128  # long side of the coarse grid the centroid clouds are correlated on
 _ICP_ROUNDS = 4
+_MIN_EXPLAINED = 0.5  # share of the cells a drift must bring onto a cell of their size
+_AREA_NEIGHBOURS = 3  # nearest current cells checked for one of about the same area
 
 
 @dataclass
@@ -392,13 +394,15 @@ def estimate_drift(prev: np.ndarray, cur: np.ndarray, shape: tuple[int, ...], ga
         Linking distance in pixels: sets the coarse grid (a quarter of it per cell, at
         most ``_GRID_CELLS`` per side) and the radius of the closest-point refinement.
     prev_weight, cur_weight : (n,) and (m,) float ndarray, optional
-        Weights of the points in the coarse correlation (e.g. cell areas).
+        Cell areas: the weights of the points in the coarse correlation; the fit then pairs
+        only cells whose areas differ by less than a factor 2**0.5.
 
     Returns
     -------
     (2,) float64 ndarray
-        The shift; zero when it does not bring more cells within ``gate / 2`` of a partner
-        than no shift does.
+        The shift; the fit from zero instead unless the shift brings more cells within
+        ``gate / 2`` of a partner of about their area than no shift does (and at least a
+        half of them), and at least as many within ``gate / 2`` of any partner.
 
     Notes
     -----
@@ -407,7 +411,9 @@ def estimate_drift(prev: np.ndarray, cur: np.ndarray, shape: tuple[int, ...], ga
     rather than any single cell: it stays right when the colony moves several cell sizes
     between frames, where nearest-neighbour matching alone locks onto the wrong neighbour.
     The coarse peak is then refined by an iterative closest-point fit (median residual of
-    mutual nearest neighbours within the gate).
+    nearest neighbours within the gate). With weights (areas), a cell's partner in the fit
+    and in that count must have about its area, so that mothers laid onto their daughters
+    in a burst of divisions neither pull the fit nor outvote the cells that did not divide.
     """
     zero = np.zeros(2)
     if prev.shape[0] == 0 or cur.shape[0] == 0:
@@ -423,10 +429,21 @@ def estimate_drift(prev: np.ndarray, cur: np.ndarray, shape: tuple[int, ...], ga
     peak = np.where(peak >= np.array(size) // 2, peak - np.array(size), peak)
     shift = peak * step
     tree = cKDTree(cur)
-    shift = _refine(prev, tree, shift, gate)
-    if _n_close(prev, tree, shift, gate / 2) > _n_close(prev, tree, zero, gate / 2):
+    areas = None
+    if prev_weight is not None and cur_weight is not None:
+        areas = (np.asarray(prev_weight, np.float64), np.asarray(cur_weight, np.float64))
+    shift = _refine(prev, tree, shift, gate, areas)
+    # A displacement of the field brings more cells onto themselves than no shift does, with
+    # or without asking for equal areas, and most of them (in a frame most cells neither
+    # divide nor vanish); one that chance or a burst of divisions makes look good fails one
+    # of these counts.
+    counts = [(_partners(prev, tree, shift, gate / 2, a)[0].sum(),
+               _partners(prev, tree, zero, gate / 2, a)[0].sum())
+              for a in ([areas, None] if areas is not None else [None])]
+    if (counts[0][0] > counts[0][1] and counts[0][0] >= _MIN_EXPLAINED * prev.shape[0]
+            and all(moved >= still for moved, still in counts)):
         return shift
-    return _refine(prev, tree, zero, gate / 2)
+    return _refine(prev, tree, zero, gate / 2, areas)
 
 
 def _splat(points: np.ndarray, weight: np.ndarray | None, grid: tuple[int, int],
@@ -439,11 +456,12 @@ def _splat(points: np.ndarray, weight: np.ndarray | None, grid: tuple[int, int],
     return image - image.mean()
 
 
-def _refine(prev: np.ndarray, tree: cKDTree, shift: np.ndarray, radius: float) -> np.ndarray:
-    """Iterative closest point (translation only) from ``shift``."""
+def _refine(prev: np.ndarray, tree: cKDTree, shift: np.ndarray, radius: float,
+            areas: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Iterative closest point (translation only) from ``shift``, over the partners of
+    :func:`_partners`."""
     for _ in range(_ICP_ROUNDS):
-        dist, j = tree.query(prev + shift, distance_upper_bound=radius)
-        ok = np.isfinite(dist)
+        ok, j = _partners(prev, tree, shift, radius, areas)
         if not ok.any():
             break
         step = np.median(tree.data[j[ok]] - (prev[ok] + shift), axis=0)
@@ -453,6 +471,26 @@ def _refine(prev: np.ndarray, tree: cKDTree, shift: np.ndarray, radius: float) -
     return shift
 
 
-def _n_close(prev: np.ndarray, tree: cKDTree, shift: np.ndarray, radius: float) -> int:
-    dist, _ = tree.query(prev + shift, distance_upper_bound=radius)
-    return int(np.isfinite(dist).sum())
+def _partners(prev: np.ndarray, tree: cKDTree, shift: np.ndarray, radius: float,
+              areas: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """For each previous cell moved by ``shift``: whether a current cell lies within
+    ``radius``, and the nearest one; with ``areas`` (previous, current), the nearest of
+    about the same area.
+
+    The areas matter when many cells divide at once (a synchronised colony): a shift by a
+    quarter of a rod then lays each mother onto one of her daughters and "explains" more
+    cells than the true, small drift, and nearest neighbours pull the fit towards it. A
+    daughter has half her mother's area, so only a partner whose area is nearer the cell's
+    own than half or twice of it (ratio within 2**±0.5) counts as the same cell.
+    """
+    if areas is None:
+        dist, j = tree.query(prev + shift, distance_upper_bound=radius)
+        ok = np.isfinite(dist)
+        return ok, np.where(ok, j, 0)
+    dist, j = tree.query(prev + shift, k=_AREA_NEIGHBOURS, distance_upper_bound=radius)
+    found = np.isfinite(dist)
+    j = np.where(found, j, 0)
+    ratio = areas[1][j] / areas[0][:, None]
+    same = found & (np.abs(np.log2(np.maximum(ratio, 1e-12))) <= 0.5)
+    first = np.argmax(same, axis=1)  # neighbours come nearest first
+    return same.any(axis=1), j[np.arange(j.shape[0]), first]
