@@ -13,6 +13,10 @@ In-process (no ``pyama run``): ``segment_logstd`` per frame, then a tracker, the
 - links: true frame-to-frame links lost, by cause: an end not detected (missed, split or
   merged cell) or both detected but the IDs differ (new track without parent, another
   existing track, a false division).
+- switches: identity switches (as counted by ``score``), by cause: the true cell went into
+  a merged object (covering > 50 % of >= 2 true cells) or came out of one, it continued
+  under a new track (with or without a parent), under another existing track, or under a
+  daughter of another track.
 
     python benchmarks/segmentation_errors.py --cases bsubtilis,small0,small1,small2
     python benchmarks/segmentation_errors.py --cases colony11 --set split_h=0.15
@@ -166,6 +170,33 @@ def lost_links(truth, tracked, parents, found_parents) -> dict:
     return dict(causes)
 
 
+def switch_causes(truth, tracked, found_parents) -> dict:
+    """Identity switches (``score``'s count) by cause (see the module docstring)."""
+    from collections import Counter
+    det = [_detections(truth[i], tracked[i]) for i in range(len(truth))]
+    first = {}
+    for i in range(len(tracked)):
+        for x in np.unique(tracked[i]).tolist():
+            first.setdefault(x, i)
+    causes, last, last_t = Counter(), {}, {}
+    for i, frame in enumerate(det):
+        held = Counter(frame.values())
+        for a, b in frame.items():
+            before = last.get(a)
+            if before is not None and b != before and found_parents.get(b) != before:
+                was_merged = Counter(det[last_t[a]].values())[before] > 1
+                if held[b] > 1:
+                    causes["into_merge"] += 1
+                elif was_merged:
+                    causes["out_of_merge"] += 1
+                elif first[b] == i:
+                    causes["new_track" + ("(parent)" if b in found_parents else "")] += 1
+                else:
+                    causes["other_daughter" if b in found_parents else "other_track"] += 1
+            last[a], last_t[a] = b, i
+    return dict(causes)
+
+
 def run(name: str, params: dict, tracker: dict) -> dict:
     images, truth, parents, pinched = load_case(name)
     started = time.process_time()
@@ -192,6 +223,9 @@ def run(name: str, params: dict, tracker: dict) -> dict:
     total["boundary_median"] = float(np.median(b)) if b.size else None
     total["count_ratio"] = [round(p["found"] / max(p["truth"], 1), 2) for p in per_frame]
     total["lost_links"] = lost_links(truth, tracked, parents, found_parents)
+    # Truths numbered per frame (psc, c2c12) have no identities to switch.
+    consistent = parents is not None or name.startswith(("rodsim", "synthetic"))
+    total["switches"] = switch_causes(truth, tracked, found_parents) if consistent else {}
     return dict(case=name, SEG=s["SEG"], TRA=s["TRA"], jaccard=s["jaccard"],
                 within20=s["objects_within_20pct"], links=s["links_kept"], idsw=s["identity_switches"],
                 div=s["divisions"], seg_cpu_s=seg_s, **total)
@@ -215,7 +249,8 @@ def main() -> None:
               f"links {r['links']:.3f} idsw {r['idsw']} | truth {r['truth']} found {r['found']} missed "
               f"{r['missed']} false {r['false']} merges {r['merges']}({r['merged_cells']}) splits "
               f"{r['split_cells']}({r['split_pieces']},pinched {r['split_pinched']}) bnd {r['boundary_median']:+.2f} "
-              f"div {r['div'].get('tp')}/{r['div'].get('fp')}/{r['div'].get('fn')}\n    SEG loss {r['seg_loss']}\n    lost {r['lost_links']}", flush=True)
+              f"div {r['div'].get('tp')}/{r['div'].get('fp')}/{r['div'].get('fn')}\n    SEG loss {r['seg_loss']}\n    lost {r['lost_links']}"
+              f"\n    switches {r['switches']}", flush=True)
     print("mean SEG", round(float(np.mean([r["SEG"] for r in rows])), 4), "TRA",
           round(float(np.mean([r["TRA"] for r in rows])), 4), file=sys.stderr)
     if args.json:

@@ -4,11 +4,14 @@ the divisions of ``iou_hungarian``, on constructed scenes whose answer is known 
 from __future__ import annotations
 
 import inspect
+import tempfile
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from scipy import ndimage as ndi
 
 from pyama_builtin.tracking import LapParams
 from pyama_builtin.tracking.iou_hungarian import track_iou_hungarian
@@ -107,6 +110,51 @@ def test_a_clump_that_merges_and_splits_again_gives_back_ids(name, merged, max_g
     assert not any(parents)
     before, after = ids_at(labels[0], PIECES), ids_at(labels[-1], PIECES)
     assert before == after and len(set(before)) == 2
+
+
+def test_lap_splits_a_merge_of_established_tracks_so_both_keep_their_ids():
+    # Before split_merges the clump carried one of the two IDs: the other cell switched
+    # identity when the clump formed and again when it came apart (every switch left on the
+    # rodsim scenes was of this kind).
+    scenes = [TOUCHING] * 3 + [CLUMP] + [TOUCHING] * 3
+    frames = [ellipses((80, 140), c) for c in scenes]
+    labels, parents = run(track_lap, frames)
+    ids = ids_at(labels[0], PIECES)
+    assert len(set(ids)) == 2 and not any(parents)
+    assert all(ids_at(lab, PIECES) == ids for lab in labels)
+    # The clump's pixels are shared between the two, none dropped.
+    assert np.array_equal(labels[3] > 0, frames[3] > 0)
+    assert set(np.unique(labels[3])) == {0, *ids}
+    assert abs(int((labels[3] == ids[0]).sum()) - int((labels[3] == ids[1]).sum())) < 20
+    labels, _ = run(track_lap, frames, split_merges=False)
+    assert len(set(ids_at(labels[3], PIECES))) == 1
+
+
+def test_lap_leaves_young_pieces_merged():
+    # A cell cut in two for two frames (less than the division lookahead + 1) and whole
+    # again: the pieces are not established tracks, so the cut is not made permanent.
+    scenes = [CLUMP] * 3 + [TOUCHING] * 2 + [CLUMP] * 3
+    labels, parents = run(track_lap, [ellipses((80, 140), c) for c in scenes])
+    assert not any(parents)
+    for lab in labels[5:]:
+        assert len(set(ids_at(lab, PIECES))) == 1
+    assert len({int(lab[40, 67]) for t, lab in enumerate(labels) if t not in (3, 4)}) == 1
+
+
+def test_lap_splits_a_merge_of_three_cells_after_a_drift():
+    shift = np.array([0, 0, 0, 9, 9, 9])  # the stage moves 9 px before the merge
+    others = [(k, y, x, 7, 6) for k, (y, x) in enumerate(
+        [(15, 110), (50, 110), (80, 110), (80, 30), (80, 60)], start=4)]  # most cells stay apart
+    row = [(1, 40, 40, 7, 6), (2, 40, 55, 7, 6), (3, 40, 70, 7, 6), *others]
+    clump = [(1, 40, 55, 22, 6), *others]
+    frames = [ellipses((110, 150), [(k, y + s, x + s, a, b) for k, y, x, a, b in cells])
+              for s, cells in zip([0, 0, 0, 9, 9, 9], [row, row, row, clump, row, row])]
+    labels, parents = run(track_lap, frames)
+    points = [(40, 40), (40, 55), (40, 70)]
+    ids = ids_at(labels[0], points)
+    assert len(set(ids)) == 3 and not any(parents)
+    for t, lab in enumerate(labels):
+        assert ids_at(lab, [(y + shift[t], x + shift[t]) for y, x in points]) == ids
 
 
 @pytest.mark.parametrize("name", TRACKERS)
@@ -260,6 +308,54 @@ def test_drift_is_not_invented_for_cells_moving_on_their_own():
     frames, centres = grid_scene(2, step=0.0, seed=9, jitter=2.0)
     shift = estimate_drift(centres[0], centres[1], frames[0].shape, gate=12.0)
     assert np.hypot(*shift) < 1.5
+
+
+def burst_of_divisions():
+    """A field of rods of which two thirds divide between frames 0 and 1 (a synchronised
+    colony), the stage moving by (1, 1): centroids and areas of both frames."""
+    mothers, daughters = [], []
+    for i, y in enumerate(range(30, 180, 20)):
+        for j, x in enumerate(range(30, 240, 30)):
+            k = len(daughters) + 1
+            mothers.append((len(mothers) + 1, y, x, 12, 5))
+            if (i + j) % 3 == 0:
+                daughters.append((k, y + 1, x + 1, 12, 5))
+            else:  # halves along the rod's axis
+                daughters += [(k, y + 1, x + 1 - 6.5, 5.5, 5), (k + 1, y + 1, x + 1 + 6.5, 5.5, 5)]
+    cells = []
+    for scene in (mothers, daughters):
+        labels = ellipses((200, 260), scene)
+        idx = np.arange(1, labels.max() + 1)
+        area = ndi.sum_labels(np.ones_like(labels), labels, idx)
+        cells.append((np.array(ndi.center_of_mass(labels > 0, labels, idx)), area))
+    return cells
+
+
+def test_drift_is_not_fooled_by_a_burst_of_divisions():
+    # Shifting by a quarter rod lays every mother onto a daughter: by distance alone that
+    # explains as many cells as the true (1, 1) and pulls the fit towards it (the estimate
+    # was (1, -5.5), a third of a gate off). Partners of about the same area fix it.
+    (c0, a0), (c1, a1) = burst_of_divisions()
+    gate = 2 * np.sqrt(np.median(a0) / np.pi)
+    assert np.allclose(estimate_drift(c0, c1, (200, 260), gate, a0, a1), (1, 1), atol=0.5)
+    assert np.hypot(*(estimate_drift(c0, c1, (200, 260), gate) - (1, 1))) > 3
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_true_masks_of_a_synchronised_colony_keep_every_identity(seed):
+    # The small colony's founders divide together; a wrong drift estimate in those frames
+    # used to swap 4 IDs per movie (links 93-94 %).
+    from pyama_framework.evaluation import load_truth, score, write_ctc_truth
+    from pyama_framework.testing.colony import small_colony_scene
+
+    scene = small_colony_scene(seed)
+    truth = np.stack([scene.frame(t).labels for t in range(scene.n_frames)])
+    labels, parents = run(track_lap, list(truth))
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = load_truth(write_ctc_truth(truth, Path(tmp) / "GT", parents=scene.parents))
+        scores = score(np.stack(labels), ref, found_tracks={d: m for p in parents for d, m in p.items()})
+    assert scores["identity_switches"] == 0
+    assert scores["links_kept"] >= 0.97
 
 
 # ------------------------------------------------------------------ streaming

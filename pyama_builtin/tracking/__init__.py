@@ -89,6 +89,12 @@ class LapParams(TrackerParams):
         description="Weight of the area change in the link cost (d/gate)^2 + w*ln(A1/A0)^2; "
                     "0 links on distance alone.",
     )
+    split_merges: bool = Field(
+        True,
+        description="Split an object back between the established tracks (older than "
+                    "division_lookahead frames) that the segmenter merged into it, so touching "
+                    "cells joined for a frame keep their IDs.",
+    )
 
 
 @hookimpl

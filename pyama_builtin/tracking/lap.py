@@ -1,14 +1,14 @@
 """Linear-assignment tracking by centroid distance, after removing the frame's global drift.
 
 Per frame: (1) estimate the global displacement of the cells since the previous frame
-(cross-correlation of the two centroid clouds on a coarse grid, refined by an iterative
-closest-point fit, kept only if it lets more cells find a close partner than no shift);
-(2) link previous cells to current ones by the one-to-one assignment with the lowest total
-cost (squared centroid distance in units of the gate, plus an optional area-change term),
-pairs farther apart than the gate never linked; (3) detect divisions: a previous cell
-replaced by two current cells that lie inside its extent and whose areas add up to about
-its area ends its track, each daughter starting a new one with it as parent; (4) gap
-closing: still unlinked cells are matched against tracks lost up to ``max_gap`` frames ago.
+(``_drift.py``); (2) link previous cells to current ones by the one-to-one assignment with
+the lowest total cost (squared centroid distance in units of the gate, plus an optional
+area-change term), pairs farther apart than the gate never linked; (3) split a current cell
+that established tracks merged into back between them (``_merges.py``); (4) gap closing:
+still unlinked cells are matched against tracks lost up to ``max_gap`` frames ago; (5)
+detect divisions: a previous cell replaced by two current cells that lie inside its extent
+and whose areas add up to about its area ends its track, each daughter starting a new one
+with it as parent (confirmed by the next frames, ``_confirm.py``).
 
 laptrack and TrackMate's LAP tracker are the references; unlike them this tracker streams
 (it links frame by frame and never sees the future), so it holds one row of state per
@@ -21,20 +21,18 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
-from scipy import fft
-from scipy.ndimage import gaussian_filter
 from scipy.spatial import cKDTree
 
 from pyama_framework.types import TrackedFrame
 
 from ._confirm import CellFrame, confirm_divisions
+from ._drift import estimate_drift
 from ._divisions import find_divisions
+from ._merges import find_merges, split_pixels
 from .iou_hungarian import _kept_cells, _max_weight_matching
 
 __all__ = ["track_lap", "estimate_drift"]
 
-_GRID_CELLS = 128  # long side of the coarse grid the centroid clouds are correlated on
-_ICP_ROUNDS = 4
 
 
 @dataclass
@@ -67,23 +65,35 @@ class _Tracks:
     cov: np.ndarray
     edge: np.ndarray
     last_seen: np.ndarray  # frame index
+    born: np.ndarray  # first frame of the track, -1 for tracks of the first frame
 
     @classmethod
     def empty(cls) -> "_Tracks":
         return cls(np.empty(0, np.uint32), np.empty((0, 2)), np.empty(0), np.empty((0, 3)),
-                   np.empty(0, bool), np.empty(0, np.int64))
+                   np.empty(0, bool), np.empty(0, np.int64), np.empty(0, np.int64))
 
     def select(self, keep: np.ndarray) -> "_Tracks":
         return _Tracks(self.ids[keep], self.centre[keep], self.area[keep], self.cov[keep],
-                       self.edge[keep], self.last_seen[keep])
+                       self.edge[keep], self.last_seen[keep], self.born[keep])
 
-    def extended(self, ids: np.ndarray, cells: _Frame, t: int) -> "_Tracks":
+    def born_of(self, ids: np.ndarray, t: int) -> np.ndarray:
+        """First frame of each of ``ids``: its track's, or ``t`` for a new one."""
+        born = np.full(ids.size, -1 if t == 0 else t, dtype=np.int64)
+        if self.ids.size:
+            order = np.argsort(self.ids)
+            at = np.minimum(np.searchsorted(self.ids, ids, sorter=order), self.ids.size - 1)
+            known = self.ids[order[at]] == ids
+            born[known] = self.born[order[at[known]]]
+        return born
+
+    def extended(self, ids: np.ndarray, cells: _Frame, t: int, born: np.ndarray) -> "_Tracks":
         return _Tracks(np.concatenate([self.ids, ids]),
                        np.concatenate([self.centre, cells.centre]),
                        np.concatenate([self.area, cells.area]),
                        np.concatenate([self.cov, cells.cov]),
                        np.concatenate([self.edge, cells.edge]),
-                       np.concatenate([self.last_seen, np.full(cells.n, t)]))
+                       np.concatenate([self.last_seen, np.full(cells.n, t)]),
+                       np.concatenate([self.born, born]))
 
 
 def track_lap(
@@ -98,6 +108,7 @@ def track_lap(
     max_size: int | None = None,
     division_lookahead: int = 2,
     min_mother_age: int = 2,
+    split_merges: bool = True,
 ) -> Iterator[TrackedFrame]:
     """Link per-frame cell labels into tracks by centroid distance and linear assignment.
 
@@ -134,6 +145,12 @@ def track_lap(
     min_mother_age : int, optional
         Frames a track must exist before it can divide (tracks of the first frame always
         can): a piece of a split that just happened does not divide again.
+    split_merges : bool, optional
+        Split an object back between the tracks that merged into it: two or more tracks
+        older than ``division_lookahead`` frames (or present since the first frame) lost
+        into one cell whose extent holds their predicted centroids and whose area is about
+        theirs together (see ``_merges.py``). Keeps both identities through a frame in
+        which the segmenter joins touching cells.
 
     Yields
     ------
@@ -151,7 +168,8 @@ def track_lap(
     if division_lookahead < 0 or min_mother_age < 0:
         raise ValueError("division_lookahead and min_mother_age must be >= 0")
     frames = _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight,
-                          max_gap, divisions, min_size, max_size)
+                          max_gap, divisions, min_size, max_size,
+                          division_lookahead if split_merges else None)
     if divisions:
         yield from confirm_divisions(frames, division_lookahead, min_mother_age, max_gap + 1)
     else:
@@ -160,11 +178,16 @@ def track_lap(
 
 
 def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight, max_gap,
-                 divisions, min_size, max_size) -> Iterator[CellFrame]:
-    """The tracker proper: per frame, cells with IDs and the proposed divisions."""
+                 divisions, min_size, max_size, merge_age) -> Iterator[CellFrame]:
+    """The tracker proper: per frame, cells with IDs and the proposed divisions.
+
+    ``merge_age``: tracks older than this many frames are split back out of a merge (None:
+    merges are not split).
+    """
 
     shape: tuple[int, ...] | None = None
     tracks = _Tracks.empty()
+    last: _Frame | None = None  # the previous frame's cells (track rows of age 1, in order)
     next_id = 1
     for t, frame in enumerate(label_frames):
         labels = np.asarray(frame)
@@ -182,6 +205,7 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
         recent = tracks.last_seen == t - 1
         if tracks.ids.size and cur.n:
             gate = _gate(tracks.area[recent], max_distance, max_distance_px)
+            shift = np.zeros(2)
             if drift and recent.any():
                 shift = estimate_drift(tracks.centre[recent], cur.centre, shape, gate,
                                        tracks.area[recent], cur.area)
@@ -193,6 +217,18 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
             ids[c] = tracks.ids[prev[p]]
             linked_to = np.full(prev.size, -1)
             linked_to[p] = c
+            # 1b. an object holding established tracks that merged into it is split between them
+            if merge_age is not None and prev.size and last is not None:
+                born = tracks.born[prev]
+                merges = find_merges(tracks.centre[prev], tracks.area[prev],
+                                     (born < 0) | (t - born > merge_age), linked_to,
+                                     cur.centre, cur.area, cur.cov)
+                if merges:
+                    cur, pieces = _split_merges(cur, last, merges, shift, shape)
+                    ids = np.concatenate([ids, np.zeros(cur.n - ids.size, np.uint32)])
+                    for piece, k in pieces:
+                        ids[piece] = tracks.ids[prev[k]]
+                        linked_to[k] = piece
             ended = np.zeros(tracks.ids.size, dtype=bool)
             # 2. gap closing against tracks lost 1..max_gap frames ago, most recent first;
             # before divisions, so that a clump of two tracks that comes apart again gives
@@ -220,11 +256,62 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
                     parents.update({int(ids[d.daughter_a]): int(tracks.ids[mother]),
                                     int(ids[d.daughter_b]): int(tracks.ids[mother])})
             # Continued tracks are replaced by their current cell below, divided ones end.
+            born = tracks.born_of(ids, t)  # before the continued tracks' rows are dropped
             tracks = tracks.select(~ended & ~np.isin(tracks.ids, ids))
+        else:
+            born = tracks.born_of(ids, t)
         tracks = tracks.select(tracks.last_seen >= t - max_gap)
         next_id = _new_ids(ids, np.flatnonzero(ids == 0), next_id)
-        tracks = tracks.extended(ids, cur, t)
+        tracks = tracks.extended(ids, cur, t, born)
+        last = cur
         yield CellFrame(shape, cur.pixels, cur.label, ids, cur.area, parents)
+
+
+def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int]]],
+                  shift: np.ndarray, shape: tuple[int, ...]) -> tuple[_Frame, list[tuple[int, int]]]:
+    """Split each merged cell of ``cur`` between the previous frame's cells it holds.
+
+    ``merges`` are (current cell, previous cells) as :func:`find_merges` gives them. Returns
+    the new frame (the first previous cell keeps the merged cell's index, the others get new
+    indices after the existing cells) and the (current cell, previous cell) pairs made.
+    """
+    h, w = shape
+    dy, dx = np.rint(shift).astype(np.int64)
+    order = np.argsort(last.label, kind="stable")
+    start = np.concatenate([[0], np.cumsum(np.bincount(last.label, minlength=last.n))])
+    cur_order = np.argsort(cur.label, kind="stable")
+    cur_start = np.concatenate([[0], np.cumsum(np.bincount(cur.label, minlength=cur.n))])
+    label = cur.label.copy()
+    pieces, touched, n = [], [], cur.n
+    for cell, members in merges:
+        seeds = []
+        for k in members:  # the previous mask, moved by the frame's drift
+            rows, cols = np.divmod(last.pixels[order[start[k]:start[k + 1]]], w)
+            rows, cols = rows + dy, cols + dx
+            ok = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+            seeds.append(rows[ok] * w + cols[ok])
+        where = cur_order[cur_start[cell]:cur_start[cell + 1]]
+        nearest = split_pixels(cur.pixels[where], seeds, (h, w))
+        if nearest is None:
+            continue
+        index = np.array([cell, *range(n, n + len(members) - 1)])
+        label[where] = index[nearest]
+        n += len(members) - 1
+        pieces += list(zip(index.tolist(), members))
+        touched.append(index)
+    if not pieces:
+        return cur, []
+    touched = np.concatenate(touched)
+    centre = np.concatenate([cur.centre, np.zeros((n - cur.n, 2))])
+    area = np.concatenate([cur.area, np.zeros(n - cur.n)])
+    cov = np.concatenate([cur.cov, np.zeros((n - cur.n, 3))])
+    edge = np.concatenate([cur.edge, np.zeros(n - cur.n, bool)])
+    local = np.full(n, -1)
+    local[touched] = np.arange(touched.size)
+    on = local[label] >= 0
+    m = _measure_pixels(cur.pixels[on], local[label[on]], touched.size, shape)
+    centre[touched], area[touched], cov[touched], edge[touched] = m
+    return _Frame(centre, area, cov, edge, cur.pixels, label), pieces
 
 
 def _new_ids(ids: np.ndarray, where, next_id: int) -> int:
@@ -238,20 +325,25 @@ def _new_ids(ids: np.ndarray, where, next_id: int) -> int:
 def _measure(labels: np.ndarray, min_size: int, max_size: int | None) -> _Frame:
     """Centroid, area and second central moments of the kept cells of ``labels``."""
     cells = _kept_cells(labels, min_size, max_size, with_bbox=False)
-    n = cells.n
-    rows, cols = np.divmod(cells.pixels, labels.shape[1])
+    centre, area, cov, edge = _measure_pixels(cells.pixels, cells.label, cells.n, labels.shape)
+    return _Frame(centre, area, cov, edge, cells.pixels, cells.label)
+
+
+def _measure_pixels(pixels: np.ndarray, label: np.ndarray, n: int, shape: tuple[int, ...]):
+    """Centroid, area, second central moments and border contact of cells 0..n-1 given by
+    their flat pixel indices and each pixel's cell."""
+    rows, cols = np.divmod(pixels, shape[1])
     rows, cols = rows.astype(np.float64), cols.astype(np.float64)
-    area = cells.area.astype(np.float64)
-    sy, sx = (np.bincount(cells.label, v, minlength=n) for v in (rows, cols))
-    syy, sxx, syx = (np.bincount(cells.label, v, minlength=n)
+    area = np.bincount(label, minlength=n).astype(np.float64)
+    sy, sx = (np.bincount(label, v, minlength=n) for v in (rows, cols))
+    syy, sxx, syx = (np.bincount(label, v, minlength=n)
                      for v in (rows * rows, cols * cols, rows * cols))
     cy, cx = sy / np.maximum(area, 1), sx / np.maximum(area, 1)
     cov = np.stack([syy / area - cy * cy, sxx / area - cx * cx, syx / area - cy * cx], axis=1)
-    h, w = labels.shape
+    h, w = shape
     border = (rows == 0) | (rows == h - 1) | (cols == 0) | (cols == w - 1)
-    edge = np.bincount(cells.label[border], minlength=n) > 0
-    return _Frame(np.stack([cy, cx], axis=1).reshape(n, 2), area, cov.reshape(n, 3), edge,
-                  cells.pixels, cells.label)
+    edge = np.bincount(label[border], minlength=n) > 0
+    return np.stack([cy, cx], axis=1).reshape(n, 2), area, cov.reshape(n, 3), edge
 
 
 def _gate(area: np.ndarray, max_distance: float, max_distance_px: float | None) -> float:
@@ -280,84 +372,3 @@ def _link(prev_c: np.ndarray, prev_a: np.ndarray, prev_edge: np.ndarray, cur_c: 
     # Saving must be > 0 (zero marks "no pair" in the matching); ties at the gate are dropped.
     keep = cost < 1.0
     return _max_weight_matching(p[keep], c[keep], 1.0 - cost[keep] + 1e-9)
-
-
-def estimate_drift(prev: np.ndarray, cur: np.ndarray, shape: tuple[int, ...], gate: float,
-                   prev_weight: np.ndarray | None = None,
-                   cur_weight: np.ndarray | None = None) -> np.ndarray:
-    """Global displacement (dy, dx) that carries the ``prev`` centroids onto ``cur``.
-
-    Parameters
-    ----------
-    prev, cur : (n, 2) and (m, 2) float ndarray
-        Cell centroids (y, x) in two frames.
-    shape : (H, W)
-        Frame shape; shifts up to the frame size in either direction are found.
-    gate : float
-        Linking distance in pixels: sets the coarse grid (a quarter of it per cell, at
-        most ``_GRID_CELLS`` per side) and the radius of the closest-point refinement.
-    prev_weight, cur_weight : (n,) and (m,) float ndarray, optional
-        Weights of the points in the coarse correlation (e.g. cell areas).
-
-    Returns
-    -------
-    (2,) float64 ndarray
-        The shift; zero when it does not bring more cells within ``gate / 2`` of a partner
-        than no shift does.
-
-    Notes
-    -----
-    The two clouds are splatted on a coarse grid, blurred by about one cell and
-    cross-correlated (zero-padded FFT), so the peak follows the layout of the whole field
-    rather than any single cell: it stays right when the colony moves several cell sizes
-    between frames, where nearest-neighbour matching alone locks onto the wrong neighbour.
-    The coarse peak is then refined by an iterative closest-point fit (median residual of
-    mutual nearest neighbours within the gate).
-    """
-    zero = np.zeros(2)
-    if prev.shape[0] == 0 or cur.shape[0] == 0:
-        return zero
-    step = max(gate / 4.0, max(shape) / _GRID_CELLS, 1.0)
-    grid = (int(np.ceil(shape[0] / step)) + 1, int(np.ceil(shape[1] / step)) + 1)
-    a = _splat(prev, prev_weight, grid, step)
-    b = _splat(cur, cur_weight, grid, step)
-    # Zero-padded (no wrap-around) to sizes FFT is fast on (a prime side is ~10x slower).
-    size = (fft.next_fast_len(2 * grid[0], real=True), fft.next_fast_len(2 * grid[1], real=True))
-    corr = fft.irfft2(fft.rfft2(b, size) * np.conj(fft.rfft2(a, size)), size)
-    peak = np.array(np.unravel_index(int(np.argmax(corr)), size), dtype=np.float64)
-    peak = np.where(peak >= np.array(size) // 2, peak - np.array(size), peak)
-    shift = peak * step
-    tree = cKDTree(cur)
-    shift = _refine(prev, tree, shift, gate)
-    if _n_close(prev, tree, shift, gate / 2) > _n_close(prev, tree, zero, gate / 2):
-        return shift
-    return _refine(prev, tree, zero, gate / 2)
-
-
-def _splat(points: np.ndarray, weight: np.ndarray | None, grid: tuple[int, int],
-           step: float) -> np.ndarray:
-    """Weighted point histogram on the coarse grid, blurred by ~1 cell, zero mean."""
-    idx = np.clip(np.rint(points / step).astype(np.int64), 0, np.array(grid) - 1)
-    w = np.ones(points.shape[0]) if weight is None else np.asarray(weight, dtype=np.float64)
-    image = np.bincount(idx[:, 0] * grid[1] + idx[:, 1], w, minlength=grid[0] * grid[1])
-    image = gaussian_filter(image.reshape(grid), 2.0)
-    return image - image.mean()
-
-
-def _refine(prev: np.ndarray, tree: cKDTree, shift: np.ndarray, radius: float) -> np.ndarray:
-    """Iterative closest point (translation only) from ``shift``."""
-    for _ in range(_ICP_ROUNDS):
-        dist, j = tree.query(prev + shift, distance_upper_bound=radius)
-        ok = np.isfinite(dist)
-        if not ok.any():
-            break
-        step = np.median(tree.data[j[ok]] - (prev[ok] + shift), axis=0)
-        shift = shift + step
-        if np.hypot(*step) < 0.1:
-            break
-    return shift
-
-
-def _n_close(prev: np.ndarray, tree: cKDTree, shift: np.ndarray, radius: float) -> int:
-    dist, _ = tree.query(prev + shift, distance_upper_bound=radius)
-    return int(np.isfinite(dist).sum())
