@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import statistics
 import subprocess
@@ -44,6 +45,13 @@ def make_input(folder: Path, n_fovs: int, size: int, frames: int, cells: int) ->
 
 
 FRAME_THREADS = {"frame_threads": 1}  # set from --frame-threads in main()
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + sys) of the finished child processes: a `pyama run` process and every
+    process it waited for (local workers; dask's nannies, workers and scheduler)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run(input_path: Path, folder: Path, workers: int, executor: str = "local") -> float:
@@ -69,9 +77,15 @@ def run(input_path: Path, folder: Path, workers: int, executor: str = "local") -
 
 def alternate(variants: dict[str, callable], repeats: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeats):
         for name, measure in variants.items():
+            before = _children_cpu()
             times[name].append(measure())
+            cpu[name].append(_children_cpu() - before)
+    for name, values in cpu.items():
+        print(f"  CPU s (all processes) {name:<20} median {statistics.median(values):7.2f}   runs: "
+              f"{', '.join(f'{v:.1f}' for v in values)}")
     return times
 
 
