@@ -42,6 +42,6 @@ def run(ctx: FovContext) -> None:
                     writer.put(t, background)
                     done += 1
                     ctx.tick(STAGE, done, total)
-            level.finish()
+            level.finish_behind()
         finally:
             level.close()

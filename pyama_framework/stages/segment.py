@@ -41,6 +41,6 @@ def run(ctx: FovContext) -> None:
                 top = max(top, frame_top)
                 ctx.tick(STAGE, t + 1, ctx.n_frames)
         out.attrs["max_label"] = top  # lets a viewing level scale labels without a second pass
-        level.finish(top)
+        level.finish_behind(top)
     finally:
         level.close()
