@@ -59,7 +59,7 @@ def run(ctx: FovContext) -> dict:
     selected = ctx.resolved.tracker
     track = selected.registration.load()
     who = f"tracker '{selected.registration.name}'"
-    labeled = ctx.store.stack(seg_labeled_name(ctx))
+    labeled = ctx.store.frames(seg_labeled_name(ctx))
     out = ctx.store.create_stack(seg_tracked_name(ctx), labeled.shape, np.uint16)
     tracks_path(ctx).unlink(missing_ok=True)
     lineage = Lineage()
