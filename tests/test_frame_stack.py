@@ -46,3 +46,23 @@ def test_other_layouts_are_read_through_zarr(tmp_path, storage):
     assert stack._decode is None
     for t in range(3):
         np.testing.assert_array_equal(stack[t], frames[t])
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.uint8])
+@pytest.mark.parametrize("storage", [{"codec": "lz4"}, {"codec": "zstd", "level": 3}, {"codec": "none"},
+                                     {"codec": "gzip"}, {"codec": "lz4", "frames_per_shard": 2}])
+def test_frames_set_directly_are_the_files_zarr_writes(tmp_path, dtype, storage):
+    store, frames = written(tmp_path, dtype, **storage)  # fl_ch_1: written by zarr
+    direct = store.create_stack("pc_ch_0", frames.shape, dtype)
+    set_frame = store.frame_setter(direct)
+    assert (set_frame == direct.__setitem__) == ("gzip" in storage.values() or "frames_per_shard" in storage)
+    for t in range(3):
+        set_frame(t, frames[t])
+    np.testing.assert_array_equal(store.stack("pc_ch_0")[:3], frames[:3])
+    by_zarr = sorted(p.relative_to(store.images_path / "fl_ch_1") for p in (store.images_path / "fl_ch_1").rglob("*"))
+    by_us = sorted(p.relative_to(store.images_path / "pc_ch_0") for p in (store.images_path / "pc_ch_0").rglob("*"))
+    assert by_us == by_zarr  # no temporary file left behind
+    for relative in by_zarr:
+        if (store.images_path / "fl_ch_1" / relative).is_file():
+            assert (store.images_path / "pc_ch_0" / relative).read_bytes() == \
+                (store.images_path / "fl_ch_1" / relative).read_bytes(), relative

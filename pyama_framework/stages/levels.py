@@ -82,8 +82,10 @@ class LevelWriter:
 
     def storing(self, out) -> Callable[[int, np.ndarray], None]:
         """A :class:`~.frames.FrameWriter` store: ``out[t] = frame``, then the frame joins this level."""
+        set_frame = self.ctx.store.frame_setter(out)
+
         def store(t: int, frame: np.ndarray) -> None:
-            out[t] = frame
+            set_frame(t, frame)
             self.add(t, frame)
         return store
 
