@@ -13,6 +13,8 @@ Each T is measured in a fresh process so the peaks do not mix.
     python benchmarks/pipeline.py --size 1024 --pyama-core PATH --repeats 3
         # whole processes: `pyama run` against pyama-core 0.1.0's own functions run on the
         # same file (PATH: pyama-core/src of a checkout), alternated; medians and the ratio
+    python benchmarks/pipeline.py --size 1024 --whole --baseline /tmp/main [--pyama-core PATH]
+        # whole `pyama run` processes of this code and another checkout's, alternated
 
 Per stage it reports the wall seconds per frame (from the stage records) and the CPU
 seconds per frame of the process while the stage ran (less sensitive to other jobs on a
@@ -157,29 +159,49 @@ def run_pyama_core(src: Path, input_path: Path) -> None:
     print(json.dumps({"cells": int(traces["cell"].nunique()) if len(traces) else 0}))
 
 
-def timed(command: list[str], env: dict | None = None) -> float:
+def timed(command: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, the process and its children) of one command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, text=True, env=env)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def whole_process(args: argparse.Namespace, frames: int) -> None:
-    """`pyama run` against pyama-core on the same file, fresh processes, alternated."""
+    """Fresh `pyama run` processes, alternated: this code, ``--baseline``'s (if given) and
+    pyama-core's four stages (if ``--pyama-core``) on the same file."""
     path = make_input(args.workdir, frames, args.size)
     config = args.workdir / f"run_{args.size}_{frames}.yaml"
     output = args.workdir / f"cli_{args.size}_{frames}"
     config.write_text(json.dumps(run_config_data(path, output)))  # JSON is YAML
-    ours, theirs = [], []
+    pyama_run = [sys.executable, "-m", "pyama_framework", "run", str(config)]
+    commands = {"this": (pyama_run, None)}
+    if args.baseline:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(args.baseline), os.environ.get("PYTHONPATH", "")]))
+        commands["base"] = (pyama_run, env)
+    if args.pyama_core:
+        commands["pyama-core"] = ([sys.executable, __file__, "--core-child", str(path),
+                                   "--pyama-core", str(args.pyama_core)], None)
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(args.repeats):
-        shutil.rmtree(output, ignore_errors=True)
-        ours.append(timed([sys.executable, "-m", "pyama_framework", "run", str(config)]))
-        theirs.append(timed([sys.executable, __file__, "--core-child", str(path), "--pyama-core", str(args.pyama_core)]))
-    a, b = statistics.median(ours), statistics.median(theirs)
+        for name, (command, env) in commands.items():
+            shutil.rmtree(output, ignore_errors=True)  # a complete output would only be resumed
+            runs[name].append(timed(command, env))
     print(f"\n{args.size} x {args.size}, {WORKLOADS[args.size]['n_cells']} cells, T = {frames}, whole processes, "
-          f"medians of {args.repeats} alternated runs")
-    print(f"pyama run (all stages, crops, levels): {a:.1f} s   runs: {', '.join(f'{v:.1f}' for v in ours)}")
-    print(f"pyama-core 0.1.0 (its four stages):    {b:.1f} s   runs: {', '.join(f'{v:.1f}' for v in theirs)}")
-    print(f"ratio: {b / a:.1f}x")
+          f"medians of {args.repeats} alternated runs (wall s; CPU s, process and children)")
+    wall = {name: statistics.median(w for w, _ in r) for name, r in runs.items()}
+    for name, r in runs.items():
+        cpu = statistics.median(c for _, c in r)
+        label = {"this": "pyama run, this code", "base": f"pyama run, {args.baseline}",
+                 "pyama-core": "pyama-core 0.1.0, its four stages"}[name]
+        print(f"{label:<40} {wall[name]:6.2f} s  CPU {cpu:6.2f} s   runs: {', '.join(f'{w:.2f}' for w, _ in r)}")
+    if "base" in wall:
+        print(f"this / base: {wall['this'] / wall['base']:.2f}")
+    if "pyama-core" in wall:
+        print(f"ratio pyama-core / this: {wall['pyama-core'] / wall['this']:.1f}x"
+              + (f" (base: {wall['pyama-core'] / wall['base']:.1f}x)" if "base" in wall else ""))
 
 
 def child_report(args: argparse.Namespace, frames: int, code: Path | None) -> dict:
@@ -239,6 +261,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "pyama-bench")
     parser.add_argument("--baseline", type=Path, help="another checkout to compare with, alternated")
     parser.add_argument("--pyama-core", type=Path, help="pyama-core/src of a pyama checkout: whole-process comparison")
+    parser.add_argument("--whole", action="store_true",
+                        help="time whole `pyama run` processes (with --baseline: against that checkout's)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--label", default="this", help=argparse.SUPPRESS)
@@ -255,7 +279,7 @@ def main() -> None:
         return
     for frames in args.frames:
         make_input(args.workdir, frames, args.size)  # generated outside the measured process
-        if args.pyama_core:
+        if args.pyama_core or args.whole:
             whole_process(args, frames)
         elif args.baseline:
             compare(args, frames)

@@ -6,6 +6,8 @@ plugin, file or output folder; nothing was processed); 130 interrupted (rerun to
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import os
 import sys
@@ -20,8 +22,28 @@ from rich.table import Table
 from .errors import PyamaError
 from .location import check_output, is_url, output_root
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="pyama: per-cell traces from time-lapse microscopy, with pluggable algorithms.")
+class _Program(typer.Typer):
+    """The ``pyama`` app; calling it (the console script, ``python -m pyama_framework``) runs
+    it as the whole process, which lets a command skip work that only matters to a process
+    that goes on living (tests invoke the commands through CliRunner, not through this call).
+
+    At exit the interpreter's final garbage collection walks every object the imported
+    libraries made (numpy, scipy, pandas, zarr, pydantic: ~0.2-0.4 s at the end of each
+    ``pyama run``, measured). Everything the commands write is closed explicitly before
+    they return, so those objects are frozen instead: the process exits without walking them.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        global _WHOLE_PROCESS
+        _WHOLE_PROCESS = True
+        atexit.register(gc.freeze)  # registered first, so it runs last of the exit handlers
+        return super().__call__(*args, **kwargs)
+
+
+_WHOLE_PROCESS = False  # set when the app runs as the process (see _Program)
+
+app = _Program(add_completion=False, no_args_is_help=True,
+               help="pyama: per-cell traces from time-lapse microscopy, with pluggable algorithms.")
 plugins_app = typer.Typer(no_args_is_help=True, help="List, describe and diagnose plugins.")
 config_app = typer.Typer(no_args_is_help=True, help="Validate, describe and create run configs.")
 export_app = typer.Typer(no_args_is_help=True, help="Write a run's results in the formats of other tools.")
@@ -95,6 +117,12 @@ def _run(config_path: Path, overrides: dict[str, Any], overwrite: bool, workers:
         session.close()
         _fail(str(exc))
         return
+    if _WHOLE_PROCESS:
+        # Most libraries the run needs are imported by now (the plugins' own modules load
+        # as their stages start); their objects live as long as the process, so later
+        # collections need not walk them (a full collection during a 1024 x 1024 run took
+        # 0.15 s, 0.04 s after this).
+        gc.freeze()
     with session:
         _execute_and_report(plan, executor, lease)
 

@@ -65,43 +65,47 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
                                       len(parse_fovs(resolved.config.fovs, metadata.n_fovs)))
     outcome = FovOutcome(fov, "done")
     fingerprints: dict[str, str] = {}
-    for stage in resolved.pipeline.registration.load():
-        if not stage.applies(resolved):
-            continue
-        upstream = [fingerprints.get(d, "") for d in stage.depends]
-        fp = fingerprint_hash([stage.name, stage.settings(ctx), upstream])
-        fingerprints[stage.name] = fp
-        if store.is_done(stage.name, fp):
-            outcome.skipped.append(stage.name)
-            report(stage.name, 0, 0)  # total 0: already complete, nothing to do
-            continue
-        store.clear_record(stage.name)
-        ctx.stage_fingerprint = fp
-        started = time.perf_counter()
-        warned = len(ctx.warnings)
-        try:
-            info = stage.run(ctx) or {}
-        except Cancelled:
-            outcome.status = "cancelled"
-            break
-        except KeyboardInterrupt:
-            outcome.status = "cancelled"
-            break
-        except Exception as exc:
-            message = str(exc) if isinstance(exc, StageError) else f"{type(exc).__name__}: {exc}"
-            (store.root / "error.log").write_text(f"stage {stage.name}: {message}\n\n{traceback.format_exc()}")
-            if not stage.critical:
-                outcome.warnings.append(f"FOV {fov}: {stage.name} failed (results are unaffected): {message}")
+    try:
+        for stage in resolved.pipeline.registration.load():
+            if not stage.applies(resolved):
                 continue
-            outcome.status, outcome.error = "failed", f"{stage.name}: {message}"
-            break
-        info["seconds"] = round(time.perf_counter() - started, 3)
-        if len(ctx.warnings) > warned:  # kept with the stage, so a resumed run still knows them
-            info["warnings"] = ctx.warnings[warned:]
-        release_memory()
-        store.mark_done(stage.name, fp, **info)
-        outcome.ran.append(stage.name)
-        outcome.info.update({f"{stage.name}_{k}": v for k, v in info.items()})
+            upstream = [fingerprints.get(d, "") for d in stage.depends]
+            fp = fingerprint_hash([stage.name, stage.settings(ctx), upstream])
+            fingerprints[stage.name] = fp
+            if store.is_done(stage.name, fp):
+                outcome.skipped.append(stage.name)
+                report(stage.name, 0, 0)  # total 0: already complete, nothing to do
+                continue
+            store.clear_record(stage.name)
+            ctx.stage_fingerprint = fp
+            started = time.perf_counter()
+            warned = len(ctx.warnings)
+            try:
+                info = stage.run(ctx) or {}
+            except Cancelled:
+                outcome.status = "cancelled"
+                break
+            except KeyboardInterrupt:
+                outcome.status = "cancelled"
+                break
+            except Exception as exc:
+                message = str(exc) if isinstance(exc, StageError) else f"{type(exc).__name__}: {exc}"
+                (store.root / "error.log").write_text(f"stage {stage.name}: {message}\n\n{traceback.format_exc()}")
+                if not stage.critical:
+                    outcome.warnings.append(f"FOV {fov}: {stage.name} failed (results are unaffected): {message}")
+                    continue
+                outcome.status, outcome.error = "failed", f"{stage.name}: {message}"
+                break
+            info["seconds"] = round(time.perf_counter() - started, 3)
+            if len(ctx.warnings) > warned:  # kept with the stage, so a resumed run still knows them
+                info["warnings"] = ctx.warnings[warned:]
+            release_memory()
+            store.mark_done(stage.name, fp, **info)
+            outcome.ran.append(stage.name)
+            outcome.info.update({f"{stage.name}_{k}": v for k, v in info.items()})
+    finally:  # nothing of this FOV keeps running once it returns
+        for message in ctx.behind.wait():
+            ctx.warn(f"FOV {fov}: {message} (the next run's cache stage makes it again)")
     outcome.warnings.extend(ctx.warnings)
     if outcome.status == "done":
         (store.root / "error.log").unlink(missing_ok=True)

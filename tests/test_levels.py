@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import zarr
 from conftest import write_config
 from pyama_framework.config import RunConfig
 from pyama_framework.runner import run_config
+from pyama_framework.stages.frames import WorkBehind
 from pyama_framework.store import stack_key
 from pyama_framework.stages.viewing import half, half_labels, intensity_range, normalise, sample_frames, to_uint8
 
@@ -71,3 +73,19 @@ def test_no_levels_when_caching_is_off(tmp_path, two_fov_file):
     assert all((fov / "images.zarr" / stack_key(name, 0)).exists() for name in STACKS)
     assert not any((fov / "images.zarr" / stack_key(name, 1)).exists() for name in STACKS)
     assert not (fov / ".pyama" / "cache.json").exists() and not list((fov / ".pyama").glob("*.scratch"))
+
+
+def test_levels_are_finished_before_the_run_returns(fov):
+    # the stages hand their levels to a thread behind them; none is left running afterwards
+    assert not [t for t in threading.enumerate() if t.name.startswith("pyama-behind")]
+    assert not list((fov / ".pyama").glob("*.scratch"))
+
+
+def test_work_behind_runs_in_order_and_reports_failures():
+    behind, done = WorkBehind(), []
+    behind.submit("level a", lambda: done.append("a"))
+    behind.submit("level b", lambda: 1 / 0)
+    behind.submit("level c", lambda: done.append("c"))
+    assert behind.wait() == ["level b failed: ZeroDivisionError: division by zero"]
+    assert done == ["a", "c"] and behind.pool is None
+    assert behind.wait() == []  # nothing pending: returns at once

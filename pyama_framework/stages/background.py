@@ -18,11 +18,11 @@ def run(ctx: FovContext) -> None:
     estimate = selected.registration.load()
     kwargs = selected.kwargs()
     who = f"background estimator '{selected.registration.name}'"
-    labels = ctx.store.stack(seg_labeled_name(ctx))
+    labels = ctx.store.frames(seg_labeled_name(ctx))
     channels = [c.channel for c in ctx.config.channels.fl]
     total, done = len(channels) * ctx.n_frames, 0
     for channel in channels:
-        raw = ctx.store.stack(raw_name(ctx, channel))
+        raw = ctx.store.frames(raw_name(ctx, channel))
         out = ctx.store.create_stack(background_name(channel), raw.shape, np.float32)
         level = LevelWriter(ctx, background_name(channel), out.shape, out.dtype, labels=False)
 
@@ -42,6 +42,6 @@ def run(ctx: FovContext) -> None:
                     writer.put(t, background)
                     done += 1
                     ctx.tick(STAGE, done, total)
-            level.finish()
+            level.finish_behind()
         finally:
             level.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .context import FovContext
-from .levels import level_complete
+from .levels import level_complete, wait_for_levels
 from .viewing import half, half_labels, intensity_range, normalise, sample_frames, to_uint8
 
 STAGE = "cache"
@@ -23,6 +23,7 @@ def _is_labels(name: str) -> bool:
 
 
 def run(ctx: FovContext) -> dict:
+    wait_for_levels(ctx)  # the levels the stages finish behind them; a failed one is made here
     names = [name for name in ctx.store.stack_names() if not level_complete(ctx, name)]
     done, total = 0, len(names) * ctx.n_frames
     for name in names:

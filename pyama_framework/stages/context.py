@@ -10,6 +10,7 @@ import numpy as np
 from ..config import ResolvedConfig
 from ..readers import ImageMetadata, Reader
 from ..store import FovStore
+from .frames import WorkBehind
 
 
 class Cancelled(Exception):
@@ -37,6 +38,9 @@ class FovContext:
     #: Frames worked on at once by the stages that call a pure per-frame plugin (segment,
     #: background, extract); see executors.native_threads.frame_threads.
     frame_threads: int = 1
+    #: Work that finishes behind the stages (viewing levels); waited for by the cache stage
+    #: and at the end of the FOV.
+    behind: WorkBehind = field(default_factory=WorkBehind)
 
     @property
     def config(self):

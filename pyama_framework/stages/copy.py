@@ -52,7 +52,7 @@ def run(ctx: FovContext) -> None:
                     put[channel](t, read_plane(ctx, t, channel))
                 ctx.tick(STAGE, t + 1, ctx.n_frames)
         for level in levels.values():
-            level.finish()
+            level.finish_behind()
     finally:
         for level in levels.values():
             level.close()

@@ -105,8 +105,8 @@ def run(ctx: FovContext) -> dict:
     try:
         for channel, is_fl in channels:
             name = raw_name(ctx, channel)
-            raw = ctx.store.stack(name)
-            bg = ctx.store.stack(background_name(channel)) if is_fl and ctx.store.has_stack(background_name(channel)) else None
+            raw = ctx.store.frames(name)
+            bg = ctx.store.frames(background_name(channel)) if is_fl and ctx.store.has_stack(background_name(channel)) else None
 
             samples = set(sample_frames(n_frames))
             sampled = []  # the frames of the percentile range, subsampled as they stream by

@@ -216,11 +216,11 @@ def _channel_plan(ctx: FovContext) -> list[tuple[int, bool, list[_FeatureCall]]]
 
 def measure(ctx: FovContext) -> pd.DataFrame:
     """All cells in all frames, before filtering."""
-    tracked = ctx.store.stack(seg_tracked_name(ctx))
+    tracked = ctx.store.frames(seg_tracked_name(ctx))
     weight = ctx.config.extraction.background_weight
     plan = _channel_plan(ctx)
-    stacks = {ch: ctx.store.stack(raw_name(ctx, ch)) for ch, _, _ in plan}
-    backgrounds = {ch: ctx.store.stack(background_name(ch)) for ch, is_fl, _ in plan
+    stacks = {ch: ctx.store.frames(raw_name(ctx, ch)) for ch, _, _ in plan}
+    backgrounds = {ch: ctx.store.frames(background_name(ch)) for ch, is_fl, _ in plan
                    if is_fl and ctx.store.has_stack(background_name(ch))}
     times = frame_times(ctx)
     dilation = ctx.config.extraction.measurement_dilation

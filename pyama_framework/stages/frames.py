@@ -91,3 +91,36 @@ class FrameWriter:
             future.cancel()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.pending.clear()
+
+
+class WorkBehind:
+    """Work of one FOV that finishes behind its stages, on one thread, in order (the viewing
+    levels: :meth:`.levels.LevelWriter.finish_behind`): the next stage starts meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self.pool: ThreadPoolExecutor | None = None
+        self.pending: deque[tuple[str, Future]] = deque()
+
+    def submit(self, what: str, work: Callable[[], None]) -> None:
+        """Run ``work`` after the work submitted before; ``what`` names it in failures."""
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyama-behind")
+        self.pending.append((what, self.pool.submit(work)))
+
+    def wait(self) -> list[str]:
+        """Wait for all submitted work; one message per piece that failed."""
+        failed = []
+        try:
+            while self.pending:
+                what, future = self.pending[0]
+                try:
+                    future.result()
+                except Exception as exc:
+                    failed.append(f"{what} failed: {type(exc).__name__}: {exc}")
+                self.pending.popleft()
+        finally:
+            if self.pool is not None and not self.pending:
+                self.pool.shutdown(wait=True)
+                self.pool = None
+        return failed

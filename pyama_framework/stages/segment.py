@@ -21,7 +21,7 @@ def run(ctx: FovContext) -> None:
     if "pixel_size_um" in inspect.signature(segment).parameters:  # sizes given in µm need the file's scale
         kwargs["pixel_size_um"] = ctx.metadata.pixel_size_um
     who = f"segmenter '{selected.registration.name}'"
-    phase = ctx.store.stack(raw_name(ctx, ctx.config.channels.pc.channel))
+    phase = ctx.store.frames(raw_name(ctx, ctx.config.channels.pc.channel))
     out = ctx.store.create_stack(seg_labeled_name(ctx), phase.shape, np.uint16)
     level = LevelWriter(ctx, seg_labeled_name(ctx), out.shape, out.dtype, labels=True)
     def segment_frame(t: int) -> tuple[np.ndarray, int]:  # on up to ctx.frame_threads threads at once
@@ -41,6 +41,6 @@ def run(ctx: FovContext) -> None:
                 top = max(top, frame_top)
                 ctx.tick(STAGE, t + 1, ctx.n_frames)
         out.attrs["max_label"] = top  # lets a viewing level scale labels without a second pass
-        level.finish(top)
+        level.finish_behind(top)
     finally:
         level.close()

@@ -59,7 +59,7 @@ def run(ctx: FovContext) -> dict:
     selected = ctx.resolved.tracker
     track = selected.registration.load()
     who = f"tracker '{selected.registration.name}'"
-    labeled = ctx.store.stack(seg_labeled_name(ctx))
+    labeled = ctx.store.frames(seg_labeled_name(ctx))
     out = ctx.store.create_stack(seg_tracked_name(ctx), labeled.shape, np.uint16)
     tracks_path(ctx).unlink(missing_ok=True)
     lineage = Lineage()
@@ -91,6 +91,6 @@ def run(ctx: FovContext) -> dict:
     if written != ctx.n_frames:
         raise StageError(f"{who} yielded {written} frames for {ctx.n_frames} inputs")
     out.attrs["max_label"] = top  # lets a viewing level scale labels without a second pass
-    level.finish(top)
+    level.finish_behind(top)
     atomic_write_text(tracks_path(ctx), lineage.to_csv())
     return {"tracks": len(lineage.first), "divisions": len(lineage.parent)}
