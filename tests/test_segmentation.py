@@ -620,7 +620,7 @@ def test_round_cells_of_several_sizes_are_not_specks():
 def test_aspect_ratios_from_moments():
     """A 10 x 40 px rectangle is 4x as long as wide; a disk 1x; measured from the labelled
     pixels alone."""
-    from pyama_builtin.segmentation.objects import aspect_ratios
+    from pyama_builtin.segmentation.specks import aspect_ratios
 
     labels = np.zeros((100, 100), dtype=np.int32)
     labels[10:20, 10:50] = 1

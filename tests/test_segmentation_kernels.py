@@ -7,7 +7,7 @@ from skimage.morphology import disk
 
 from pyama_builtin import cvops
 from pyama_builtin.segmentation import morphology
-from pyama_builtin.segmentation.logstd import _box_sum, _line_sum
+from pyama_builtin.segmentation.variance import _box_sum, _line_sum
 
 
 @pytest.mark.parametrize("radius,iterations", [(1, 2), (3, 1), (10, 1), (12, 2)])

@@ -28,8 +28,8 @@ from scipy import ndimage as ndi
 from ..cvops import label
 from .grey import black_tophat, white_tophat
 from .morphology import erode, fill_holes
-from .objects import (aspect_ratios, estimate_cell_width, object_slices, reject_objects, reject_specks,
-                      renumber, split_touching)
+from .objects import estimate_cell_width, object_slices, reject_objects, renumber, split_touching
+from .specks import aspect_ratios, reject_specks
 
 __all__ = ["segment_tophat", "noise_sigma"]
 
