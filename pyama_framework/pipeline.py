@@ -19,6 +19,7 @@ from .config import ResolvedConfig, fingerprint_hash, parse_fovs
 from .executors.native_threads import frame_threads
 from .readers import ImageMetadata, Reader
 from .stages.context import Cancelled, FovContext, StageError
+from .stages.levels import wait_for_levels
 from .store import FovStore
 from .location import output_root
 from .memory import release_memory, tune_heap
@@ -104,8 +105,7 @@ def run_fov(fov: int, resolved: ResolvedConfig, reader: Reader, metadata: ImageM
             outcome.ran.append(stage.name)
             outcome.info.update({f"{stage.name}_{k}": v for k, v in info.items()})
     finally:  # nothing of this FOV keeps running once it returns
-        for message in ctx.behind.wait():
-            ctx.warn(f"FOV {fov}: {message} (the next run's cache stage makes it again)")
+        wait_for_levels(ctx, remedy="the next run's cache stage makes it again")
     outcome.warnings.extend(ctx.warnings)
     if outcome.status == "done":
         (store.root / "error.log").unlink(missing_ok=True)

@@ -212,9 +212,9 @@ def _array_folder(array: zarr.Array) -> Path | None:
 
 def _direct_encoder(array: zarr.Array, folder: Path) -> Callable[[np.ndarray], bytes] | None:
     """``frame bytes -> chunk bytes`` as zarr encodes a chunk of ``array``, or None."""
-    if _direct_decoder(array, folder) is None:
+    codecs = _direct_codecs(array, folder)
+    if codecs is None:
         return None
-    codecs = list(array.metadata.codecs)
     if len(codecs) == 1:
         return lambda data: data.tobytes()
     blosc = getattr(codecs[1], "_blosc_codec", None)  # zarr's own numcodecs Blosc for this array
@@ -249,34 +249,42 @@ class FrameStack:
         return self._decode(data)
 
 
-def _direct_decoder(array: zarr.Array, path: Any) -> Any:
-    """``bytes -> frame`` for :class:`FrameStack`'s direct reads, or None when zarr must read."""
+def _direct_codecs(array: zarr.Array, path: Any) -> list | None:
+    """The codecs of ``array`` when its chunks may be read and written without zarr (a local
+    stack, one unsharded chunk per frame, little-endian bytes, then Blosc or nothing), else None."""
     from zarr.codecs import BytesCodec
 
     meta = array.metadata
-    dtype = np.dtype(array.dtype)
     if (is_remote(path) or meta.zarr_format != 3 or array.ndim != 3 or array.shards is not None
-            or tuple(array.chunks) != (1, *array.shape[1:]) or dtype.kind not in "biuf"
+            or tuple(array.chunks) != (1, *array.shape[1:]) or np.dtype(array.dtype).kind not in "biuf"
             or sys.byteorder != "little"):
         return None
     codecs = list(meta.codecs)  # the bytes codec (little endian) first, then the compressors
     if not codecs or not isinstance(codecs[0], BytesCodec) or getattr(codecs[0].endian, "name", "little") != "little":
         return None
-    shape = tuple(array.shape[1:])
+    if len(codecs) == 1 or (len(codecs) == 2 and isinstance(codecs[1], BloscCodec)):
+        return codecs
+    return None
+
+
+def _direct_decoder(array: zarr.Array, path: Any) -> Any:
+    """``bytes -> frame`` for :class:`FrameStack`'s direct reads, or None when zarr must read."""
+    codecs = _direct_codecs(array, path)
+    if codecs is None:
+        return None
+    dtype, shape = np.dtype(array.dtype), tuple(array.shape[1:])
     if len(codecs) == 1:
         return lambda data: np.frombuffer(data, dtype=dtype).reshape(shape).copy()
-    if len(codecs) == 2 and isinstance(codecs[1], BloscCodec):
-        from numcodecs import Blosc
+    from numcodecs import Blosc
 
-        blosc = Blosc()  # decoding reads the compressor and shuffle from each chunk's header
+    blosc = Blosc()  # decoding reads the compressor and shuffle from each chunk's header
 
-        def decode(data: bytes) -> np.ndarray:
-            out = np.empty(shape, dtype)
-            blosc.decode(data, out=out)
-            return out
+    def decode(data: bytes) -> np.ndarray:
+        out = np.empty(shape, dtype)
+        blosc.decode(data, out=out)
+        return out
 
-        return decode
-    return None
+    return decode
 
 
 def write_small_array(group: zarr.Group, name: str, data: np.ndarray) -> None:

@@ -44,7 +44,7 @@ def _moment_sums_frame(cell_frame: CellFrame) -> tuple[np.ndarray, ...]:
     return (count, *sums)
 
 
-def _inertia_eigenvalues(n, sy, sx, syy, sxx, sxy):
+def inertia_eigenvalues(n, sy, sx, syy, sxx, sxy):
     """Eigenvalues ``l1 >= l2 >= 0`` of the covariance of the pixel coordinates (scikit-image's
     ``inertia_tensor_eigvals``), from the moment sums; works on scalars and arrays."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -74,13 +74,13 @@ def area(mask: np.ndarray, image=None, background=None) -> float:
 def aspect_ratio(mask: np.ndarray, image=None, background=None) -> float:
     if not mask.any():
         return np.nan
-    return float(_aspect_ratio(*_inertia_eigenvalues(*_moment_sums(mask))))
+    return float(_aspect_ratio(*inertia_eigenvalues(*_moment_sums(mask))))
 
 
 def eccentricity(mask: np.ndarray, image=None, background=None) -> float:
     if not mask.any():
         return np.nan
-    return float(_eccentricity(*_inertia_eigenvalues(*_moment_sums(mask))))
+    return float(_eccentricity(*inertia_eigenvalues(*_moment_sums(mask))))
 
 
 def perimeter(mask: np.ndarray, image=None, background=None) -> float:
@@ -109,12 +109,12 @@ def area_frame(cell_frame: CellFrame) -> np.ndarray:
 
 def aspect_ratio_frame(cell_frame: CellFrame) -> np.ndarray:
     sums = _moment_sums_frame(cell_frame)
-    return np.where(sums[0] > 0, _aspect_ratio(*_inertia_eigenvalues(*sums)), np.nan)
+    return np.where(sums[0] > 0, _aspect_ratio(*inertia_eigenvalues(*sums)), np.nan)
 
 
 def eccentricity_frame(cell_frame: CellFrame) -> np.ndarray:
     sums = _moment_sums_frame(cell_frame)
-    return np.where(sums[0] > 0, _eccentricity(*_inertia_eigenvalues(*sums)), np.nan)
+    return np.where(sums[0] > 0, _eccentricity(*inertia_eigenvalues(*sums)), np.nan)
 
 
 # skimage.measure.perimeter: a border pixel's code is 1 + 2 * (border 4-neighbours)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..features.shape import inertia_eigenvalues
+
 __all__ = ["aspect_ratios", "reject_specks"]
 
 # Area-weighted median aspect ratio from which a frame's cells count as rods (a newborn rod is
@@ -15,19 +17,16 @@ _ROD_POPULATION_ASPECT = 2.0
 
 def aspect_ratios(pixels: np.ndarray, ids: np.ndarray, n: int, width: int) -> np.ndarray:
     """Long over short axis of labels 0..n from their pixels' second moments (entry 0 and
-    empty labels: 1). ``pixels`` are flat indices into a frame ``width`` px wide, ``ids``
-    their labels: no pass over the whole frame."""
+    empty labels: NaN). ``pixels`` are flat indices into a frame ``width`` px wide, ``ids``
+    their labels: no pass over the whole frame. The moments are the shape features' (a
+    pixel's own extent, 1/12, added to both axes, so a single row of pixels is not
+    infinitely thin)."""
     y, x = np.divmod(pixels, width)
     y, x = y.astype(np.float64), x.astype(np.float64)
-    count = np.maximum(np.bincount(ids, minlength=n + 1), 1).astype(np.float64)
-    my, mx = np.bincount(ids, y, n + 1) / count, np.bincount(ids, x, n + 1) / count
-    # + 1/12: a pixel's own extent, so a single row of pixels is not infinitely thin
-    cyy = np.bincount(ids, y * y, n + 1) / count - my * my + 1.0 / 12.0
-    cxx = np.bincount(ids, x * x, n + 1) / count - mx * mx + 1.0 / 12.0
-    cxy = np.bincount(ids, x * y, n + 1) / count - mx * my
-    half_trace = 0.5 * (cyy + cxx)
-    spread = np.sqrt(np.maximum(half_trace * half_trace - (cyy * cxx - cxy * cxy), 0.0))
-    return np.sqrt((half_trace + spread) / np.maximum(half_trace - spread, 1e-12))
+    count = np.bincount(ids, minlength=n + 1).astype(np.float64)
+    sums = (np.bincount(ids, weights=w, minlength=n + 1) for w in (y, x, y * y, x * x, x * y))
+    major, minor = inertia_eigenvalues(count, *sums)
+    return np.sqrt((major + 1.0 / 12.0) / (minor + 1.0 / 12.0))
 
 
 def reject_specks(keep: np.ndarray, area: np.ndarray, aspect: np.ndarray,

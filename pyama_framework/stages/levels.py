@@ -34,11 +34,11 @@ def level_complete(ctx: FovContext, name: str) -> bool:
 LEVEL_WRITE_BYTES = 8 * 2**20  # uint8 level frames stored per zarr call
 
 
-def wait_for_levels(ctx: FovContext) -> None:
+def wait_for_levels(ctx: FovContext, remedy: str = "the cache stage makes it again") -> None:
     """Wait for the levels being stored behind the stages; a failure becomes a warning (the
     level is left without ``complete``: the cache stage makes it again)."""
     for message in ctx.behind.wait():
-        ctx.warn(f"FOV {ctx.fov}: {message} (the cache stage makes it again)")
+        ctx.warn(f"FOV {ctx.fov}: {message} ({remedy})")
 
 
 class LevelWriter:
