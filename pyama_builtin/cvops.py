@@ -90,6 +90,19 @@ def box_sum(x: np.ndarray, size: int) -> np.ndarray:
                          normalize=False, borderType=cv2.BORDER_REFLECT)
 
 
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing (kernel 2 x ceil(4 sigma) + 1 wide, reflected border), ~10x faster
+    than ``scipy.ndimage.gaussian_filter``. uint8 and uint16 frames stay in their dtype
+    (rounded to whole grey levels; grey morphology on them is ~2x faster than on float32),
+    anything else becomes float32."""
+    radius = int(np.ceil(4.0 * sigma))
+    image = np.asarray(image)
+    if image.dtype not in (np.uint8, np.uint16):
+        image = image.astype(np.float32)
+    return cv2.GaussianBlur(np.ascontiguousarray(image), (2 * radius + 1, 2 * radius + 1), sigma,
+                            borderType=cv2.BORDER_REFLECT)
+
+
 def clip_negative(x: np.ndarray) -> np.ndarray:
     """``np.maximum(x, 0, out=x)`` for a C-contiguous float32 array without NaNs (3x faster:
     numpy's maximum takes its NaN-propagating path); returns ``x``."""

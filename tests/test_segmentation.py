@@ -630,3 +630,46 @@ def test_aspect_ratios_from_moments():
     pixels = np.flatnonzero(labels)
     aspect = aspect_ratios(pixels, labels.ravel()[pixels], 3, 100)
     np.testing.assert_allclose(aspect[1:], [4.0, 2.0, 1.0], atol=0.03)
+
+
+def _faint_rod_among_rods(faint_depth: float, offset: int = 0):
+    """Four dark rods 10 px wide, 14 px apart, and a fifth rod ``faint_depth`` x as dark
+    (a faint cell), placed in the middle of the four or ``offset`` px to the right of them.
+    Returns the image, the four rods' labels (what the earlier steps found) and the faint
+    rod's mask."""
+    rods = [(30 + 14 * k, 40, 30 + 14 * k, 90, 5.0) for k in (0, 1, 3, 4)]
+    image, truth = _dark_shapes_image((160, 200 + offset), rods)
+    faint, faint_truth = _dark_shapes_image((160, 200 + offset), [(58, 40 + offset, 58, 90 + offset, 5.0)],
+                                            seed=1)
+    # Only the faint rod's body, 'faint_depth' as dark as the others (halo and noise once).
+    level = 3000.0
+    body = faint_truth > 0
+    out = image.astype(np.float64)
+    out[body] -= 0.35 * level * faint_depth
+    return np.clip(out, 0, 65535).astype(np.uint16), truth, body
+
+
+def test_faint_cell_between_found_cells_is_added():
+    """A rod half as dark as its neighbours, lying between them, stands out of its
+    surroundings at cell scale (top-hat) over 0.6 x as much as they do: added as a fifth
+    cell with its own number; the found cells are untouched."""
+    from pyama_builtin.segmentation.faint import add_faint_cells
+
+    image, found, faint = _faint_rod_among_rods(0.6)
+    labels = add_faint_cells(found.copy(), image, -1.0, np.sqrt(3000.0), 10.0, 0.6)
+    assert labels.max() == 5
+    np.testing.assert_array_equal(labels[found > 0], found[found > 0])
+    added = labels == 5
+    assert np.count_nonzero(added & faint) / np.count_nonzero(added | faint) >= 0.6
+
+
+def test_faint_objects_too_weak_or_away_from_cells_are_not_added():
+    """The same rod 0.15 x as dark (its top-hat 0.35 x the cells': what a pocket of
+    background between halos shows), or as dark as above but 60 px away from every found
+    cell (debris in the open), is not added."""
+    from pyama_builtin.segmentation.faint import add_faint_cells
+
+    image, found, _ = _faint_rod_among_rods(0.15)
+    assert add_faint_cells(found.copy(), image, -1.0, np.sqrt(3000.0), 10.0, 0.6).max() == 4
+    image, found, _ = _faint_rod_among_rods(0.6, offset=110)
+    assert add_faint_cells(found.copy(), image, -1.0, np.sqrt(3000.0), 10.0, 0.6).max() == 4

@@ -165,6 +165,13 @@ class LogStdParams(CellObjectParams):
                     "computed at half resolution) join the cells when their mean contrast "
                     "reaches min_contrast (0 = off). See docs/algorithms.md.",
     )
+    faint_contrast: float = Field(
+        0.6, ge=0.0, le=10.0,
+        description="Add faint cells lying between found ones (dense colonies): objects in "
+                    "the free space next to found cells that stand out of their surroundings "
+                    "at cell scale (top-hat, tophat_scale) at least this x as much as the found "
+                    "cells typically do (0 = off). See docs/algorithms.md, round 9.",
+    )
 
     @field_validator("window_size")
     @classmethod

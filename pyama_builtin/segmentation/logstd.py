@@ -26,7 +26,10 @@ per frame:
 7. optionally (``edge_growth`` > 0) each cell grown by up to that many px into edge pixels
    (step 2's mask) that are not clearly on the halo's side of the background: in dense
    colonies the neighbours' halos brighten a cell's rim and step 4 trims it (hence a wider
-   tolerance between cells).
+   tolerance between cells);
+8. faint cells next to the found ones (``faint_contrast`` > 0): objects in the free space
+   that stand out of their surroundings at cell scale (top-hat) at least that fraction as
+   much as the found cells do (dense colonies: cells in their neighbours' glow).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..cvops import label
+from .faint import add_faint_cells
 from .blocks import bridged_regions, fill_bridged, or_pool, set_blocks
 from .morphology import closing, fill_holes, label_by_size, opening
 from .objects import (estimate_cell_width, grow_into, object_slices, reject_objects, renumber,
@@ -76,6 +80,7 @@ def segment_logstd(
     crowded_tolerance: float = 6.0,
     crowded_reach: int = 7,
     outline_gap: int = 4,
+    faint_contrast: float = 0.6,
     pixel_size_um: float | None = None,
 ) -> np.ndarray:
     """Segment cells in a phase-contrast or bright-field frame.
@@ -156,6 +161,12 @@ def segment_logstd(
         direction reaches ``min_contrast`` noise sigma: interiors of cells whose outline has
         gaps. Pockets of background enclosed by neighbours stay out (their mean is ~0).
         They are excluded from the background estimate either way. 0 = off.
+    faint_contrast : float, optional
+        Step 8: objects in the space left free between found cells, next to them, whose
+        mean top-hat at cell scale (``tophat_scale`` x the width) is at least this x the
+        found cells' median are faint cells and are added (dense colonies; see
+        :func:`~pyama_builtin.segmentation.faint.add_faint_cells`). 0 = off; ignored with
+        ``polarity="none"``.
     pixel_size_um : float or None, optional
         Pixel size of the frame in micrometres (passed by the segment stage from the file's
         metadata; None when unknown). Used only to convert ``cell_diameter_um``.
@@ -258,17 +269,22 @@ def segment_logstd(
                              overwrite=True)
     else:
         out = renumber(labels, np.cumsum(keep).astype(np.int32) * keep, pixels, overwrite=True)
-    if edges is None:
-        return out
-    del labels, mask
-    # Candidates: background pixels of the log-STD mask, their deviation read there only.
-    candidates = np.flatnonzero(edges.ravel() & (out.ravel() == 0))
-    value = deviation(candidates)
-    strict = value > -edge_tolerance * noise
-    if crowded_tolerance <= edge_tolerance:
-        return grow_into(out, candidates[strict], edge_growth)
-    ok = value > -crowded_tolerance * noise
-    return grow_into(out, candidates[ok], edge_growth, ~strict[ok], crowded_reach)
+    if edges is not None:
+        del labels, mask
+        # Candidates: background pixels of the log-STD mask, their deviation read there only.
+        candidates = np.flatnonzero(edges.ravel() & (out.ravel() == 0))
+        del edges
+        value = deviation(candidates)
+        strict = value > -edge_tolerance * noise
+        if crowded_tolerance <= edge_tolerance:
+            out = grow_into(out, candidates[strict], edge_growth)
+        else:
+            ok = value > -crowded_tolerance * noise
+            out = grow_into(out, candidates[ok], edge_growth, ~strict[ok], crowded_reach)
+    if faint_contrast > 0 and sign != 0.0:
+        out = add_faint_cells(out, image, sign, noise, width, faint_contrast, tophat_scale,
+                              min_size, split_h)
+    return out
 
 
 def _tophat_body(image: np.ndarray, sign: float, coarse_body: np.ndarray,
