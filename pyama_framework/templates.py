@@ -13,8 +13,8 @@ fovs: all                           # or "0-5, 7"
 z: {projection: none, plane: 0}     # for files with Z: a plane, or max / mean / sum projection
 channels:
   pc: {channel: 0, features: [area, aspect_ratio]}
-  fl:
-    - {channel: 1, features: [intensity_total, intensity_mean]}
+  fl:                               # intensity_total_unmixed: touching cells' blurred light split between them
+    - {channel: 1, features: [intensity_total, intensity_total_unmixed, intensity_mean]}
 segmentation: {method: logstd, params: {}}          # pyama plugins info logstd
 tracking: {method: lap, params: {}}   # or iou_hungarian (overlap; no drift estimate)
 background: {method: tiled_spline, params: {}}
