@@ -244,13 +244,18 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
                 ids[free[c]] = tracks.ids[lost[p]]
             # 3. divisions: the mother ends, daughters get new IDs below
             if divisions:
-                for d in find_divisions(tracks.centre[prev], tracks.area[prev],
-                                        tracks.cov[prev], linked_to, cur.centre, cur.area,
-                                        ids == 0):
-                    mother = prev[d.mother]
-                    ended[mother] = True
-                    if linked_to[d.mother] >= 0:  # her linked cell, when not a daughter, starts a new track
+                found = find_divisions(tracks.centre[prev], tracks.area[prev], tracks.cov[prev],
+                                       linked_to, cur.centre, cur.area, ids == 0)
+                daughters = {x for d in found for x in (d.daughter_a, d.daughter_b)}
+                for d in found:
+                    ended[prev[d.mother]] = True
+                    # her linked cell, when no division's daughter, starts a new track (a
+                    # division may take a cell linked to another mother: in a burst of
+                    # divisions links cross to neighbours' daughters)
+                    if linked_to[d.mother] >= 0 and linked_to[d.mother] not in daughters:
                         ids[linked_to[d.mother]] = 0
+                for d in found:
+                    mother = prev[d.mother]
                     ids[[d.daughter_a, d.daughter_b]] = 0
                     next_id = _new_ids(ids, [d.daughter_a, d.daughter_b], next_id)
                     parents.update({int(ids[d.daughter_a]): int(tracks.ids[mother]),
