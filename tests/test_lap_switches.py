@@ -59,3 +59,21 @@ def test_a_mother_pairs_her_own_two_halves_not_a_neighbour_of_fitting_area():
     left, right, other = ids_at(labels[2], [(40, 49), (40, 76), (40, 96)])
     assert parents[2] == {left: m, right: m}
     assert other not in parents[2] and len({m, left, right, other}) == 4
+
+
+def test_a_neighbour_whose_link_went_to_a_daughter_keeps_its_identity():
+    # A rod divides while one neighbour moves 8 px (the frame's drift estimate follows it)
+    # and another 13 px: predicted where the drift puts it, that one is linked to the rod's
+    # right daughter. The division takes the daughter back; the neighbour is then linked
+    # again to the cells left free (before: it lost its ID to a new track).
+    shape = (110, 150)
+    before = [(1, 55, 75, 26.4, 6), (10, 69.6, 110.8, 15.2, 7.3), (11, 40.2, 73.6, 14.1, 8.3)]
+    after = [(3, 55, 61.8, 12.2, 6), (4, 55, 88.2, 12.2, 6), (10, 79.9, 118.1, 15.2, 7.3),
+             (11, 35.5, 66.4, 14.1, 8.3)]
+    frames = [ellipses(shape, c) for c in (before, before, after, after, after)]
+    labels, parents = run(frames)
+    mother, far, near = ids_at(labels[1], [(55, 75), (69.6, 110.8), (40.2, 73.6)])
+    a, b, far2, near2 = ids_at(labels[2], [(55, 61.8), (55, 88.2), (79.9, 118.1), (35.5, 66.4)])
+    assert parents[2] == {a: mother, b: mother}
+    assert (far2, near2) == (far, near)
+    assert ids_at(labels[4], [(79.9, 118.1), (35.5, 66.4)]) == [far, near]
