@@ -70,15 +70,37 @@ def find_divisions(mother_centre: np.ndarray, mother_area: np.ndarray, mother_co
     Returns
     -------
     list of Division
-        One-to-one (each cell in at most one division): a mother, her linked cell (or an
-        unlinked one) and an unlinked cell, both inside her extent, with plausible areas.
-        Ambiguities are resolved greedily by how well the areas add up.
+        One-to-one (each cell in at most one division): a mother and two cells inside her
+        extent with plausible areas, each unlinked, linked to her, or linked to another
+        previous cell at no more than ``MAX_DAUGHTER_SHARE`` of that cell's area (a link
+        from a mother to a daughter, possibly a neighbour's: the division takes it over).
+        Ambiguities are resolved greedily by a score: how well the areas add up plus how
+        far the daughters' centroids lie from those of the mother's two halves.
+
+    Notes
+    -----
+    In a burst of divisions (a synchronised colony) the frame-to-frame links of mothers
+    land on daughters, sometimes on a neighbouring mother's; asking that one daughter be
+    the mother's own linked cell and the other unlinked then misses both divisions (on
+    the colony's true masks, 9-26 per 40-frame movie). The halves term keeps a mother
+    from pairing her own daughter with a neighbour's of a fitting area: their joint area
+    can match hers as well as her true daughters do, their positions do not.
     """
-    free = np.flatnonzero(unlinked)
-    if free.size == 0 or mother_area.size == 0:
+    if area.size == 0 or mother_area.size == 0:
         return []
-    # (mother, free cell) pairs with the free cell inside the mother's extent; free cells
-    # are few, so this is cheap even in frames with thousands of cells.
+    # A current cell can be a daughter of mother mm when it is unlinked, linked to mm, or
+    # linked to another previous cell whose link halves it (about a daughter's area: that
+    # cell divided too, and in a burst of divisions the link may have crossed to a
+    # neighbour's daughter). Cells linked at about their own size stay with their tracks.
+    owner = np.full(area.size, -1)
+    linked = np.flatnonzero(linked_to >= 0)
+    owner[linked_to[linked]] = linked
+    halved = np.zeros(mother_area.size, dtype=bool)
+    halved[linked] = area[linked_to[linked]] <= MAX_DAUGHTER_SHARE * mother_area[linked]
+    open_ = unlinked | ((owner >= 0) & halved[np.maximum(owner, 0)])
+    if not open_.any():
+        return []
+    free = np.flatnonzero(open_ | (owner >= 0))
     var_major = 0.5 * (mother_cov[:, 0] + mother_cov[:, 1]) + np.sqrt(
         0.25 * (mother_cov[:, 0] - mother_cov[:, 1]) ** 2 + mother_cov[:, 2] ** 2)
     reach = EXTENT * np.sqrt(np.maximum(var_major, 0) + 0.25)
@@ -87,20 +109,20 @@ def find_divisions(mother_centre: np.ndarray, mother_area: np.ndarray, mother_co
     f = np.repeat(free, [len(h) for h in hits])
     inside = _inside(centre[f] - mother_centre[m], mother_cov[m])
     m, f = m[inside], f[inside]
+    ok = open_[f] | (owner[f] == m)
+    m, f = m[ok], f[ok]
     daughters: dict[int, list[int]] = {}
     for mm, ff in zip(m.tolist(), f.tolist()):
         daughters.setdefault(mm, []).append(ff)
     candidates = []  # (score, mother, a, b)
     for mm, found in daughters.items():
-        sibling = int(linked_to[mm])
-        if sibling >= 0 and _inside(centre[[sibling]] - mother_centre[mm],
-                                    mother_cov[[mm]])[0]:
-            pairs = [(sibling, b) for b in found]
-        else:  # mother unlinked (or linked outside her extent): two free cells
-            pairs = [(a, b) for i, a in enumerate(found) for b in found[i + 1:]]
+        pairs = [(a, b) for i, a in enumerate(found) for b in found[i + 1:]]
         for a, b in pairs:
             if plausible_areas(mother_area[mm], area[a], area[b]):
-                score = abs(np.log((area[a] + area[b]) / mother_area[mm]))
+                # how well the areas add up, and how near the daughters lie to the mother's
+                # halves (in units of her area / pi, the squared radius of a disk of it)
+                score = abs(np.log((area[a] + area[b]) / mother_area[mm])) + _halves_misfit(
+                    mother_centre[mm], mother_cov[mm], centre[a], centre[b]) * np.pi / mother_area[mm]
                 candidates.append((float(score), mm, a, b))
     return _greedy(candidates)
 
@@ -124,6 +146,23 @@ def find_overlap_divisions(p: np.ndarray, c: np.ndarray, inter: np.ndarray,
     m, a, b = p[two], c[two], c[two + 1]
     ok = plausible_areas(mother_area[m], area[a], area[b])
     return [Division(int(x), int(y), int(z)) for x, y, z in zip(m[ok], a[ok], b[ok])]
+
+
+def _halves_misfit(centre: np.ndarray, cov: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Squared distance (px²) of two daughters' centroids from the centroids of the
+    mother's two halves (a quarter of her length either way along her long axis), for the
+    better of the two ways round."""
+    vy, vx, vyx = cov
+    half_diff = 0.5 * (vy - vx)
+    root = np.sqrt(half_diff * half_diff + vyx * vyx)
+    var_major = 0.5 * (vy + vx) + root
+    angle = 0.5 * np.arctan2(2 * vyx, vy - vx)  # of the long axis, from the y axis
+    axis = np.array([np.cos(angle), np.sin(angle)])
+    quarter = np.sqrt(0.75 * max(var_major, 0.0)) * axis  # L/4 for a uniform rod of length L
+    e1, e2 = centre + quarter, centre - quarter
+    one = np.sum((a - e1) ** 2) + np.sum((b - e2) ** 2)
+    other = np.sum((a - e2) ** 2) + np.sum((b - e1) ** 2)
+    return float(min(one, other))
 
 
 def _inside(offset: np.ndarray, cov: np.ndarray) -> np.ndarray:

@@ -8,7 +8,10 @@ that established tracks merged into back between them (``_merges.py``); (4) gap 
 still unlinked cells are matched against tracks lost up to ``max_gap`` frames ago; (5)
 detect divisions: a previous cell replaced by two current cells that lie inside its extent
 and whose areas add up to about its area ends its track, each daughter starting a new one
-with it as parent (confirmed by the next frames, ``_confirm.py``).
+with it as parent (confirmed by the next frames, ``_confirm.py``); a daughter may be a cell
+that step (2) linked at half its size to another track (in a burst of divisions links cross
+to neighbours' daughters); (6) tracks that a division left without a cell are linked again
+to the cells still free.
 
 laptrack and TrackMate's LAP tracker are the references; unlike them this tracker streams
 (it links frame by frame and never sees the future), so it holds one row of state per
@@ -244,17 +247,33 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
                 ids[free[c]] = tracks.ids[lost[p]]
             # 3. divisions: the mother ends, daughters get new IDs below
             if divisions:
-                for d in find_divisions(tracks.centre[prev], tracks.area[prev],
-                                        tracks.cov[prev], linked_to, cur.centre, cur.area,
-                                        ids == 0):
-                    mother = prev[d.mother]
-                    ended[mother] = True
-                    if linked_to[d.mother] >= 0:  # her linked cell, when not a daughter, starts a new track
+                found = find_divisions(tracks.centre[prev], tracks.area[prev], tracks.cov[prev],
+                                       linked_to, cur.centre, cur.area, ids == 0)
+                daughters = {x for d in found for x in (d.daughter_a, d.daughter_b)}
+                for d in found:
+                    ended[prev[d.mother]] = True
+                    # her linked cell, when no division's daughter, starts a new track (a
+                    # division may take a cell linked to another mother: in a burst of
+                    # divisions links cross to neighbours' daughters)
+                    if linked_to[d.mother] >= 0 and linked_to[d.mother] not in daughters:
                         ids[linked_to[d.mother]] = 0
+                for d in found:
+                    mother = prev[d.mother]
                     ids[[d.daughter_a, d.daughter_b]] = 0
                     next_id = _new_ids(ids, [d.daughter_a, d.daughter_b], next_id)
                     parents.update({int(ids[d.daughter_a]): int(tracks.ids[mother]),
                                     int(ids[d.daughter_b]): int(tracks.ids[mother])})
+                if found:
+                    # 4. A division releases its mother's linked cell and may take a cell
+                    # linked to another track: the previous frame's tracks left without a
+                    # cell are linked again to the cells left free.
+                    orphan = prev[~ended[prev] & ~np.isin(tracks.ids[prev], ids)]
+                    free = np.flatnonzero(ids == 0)
+                    if orphan.size and free.size:
+                        p, c = _link(tracks.centre[orphan], tracks.area[orphan],
+                                     tracks.edge[orphan], cur.centre[free], cur.area[free],
+                                     cur.edge[free], gate, area_weight)
+                        ids[free[c]] = tracks.ids[orphan[p]]
             # Continued tracks are replaced by their current cell below, divided ones end.
             born = tracks.born_of(ids, t)  # before the continued tracks' rows are dropped
             tracks = tracks.select(~ended & ~np.isin(tracks.ids, ids))
