@@ -37,6 +37,7 @@ import pandas as pd
 import tifffile
 import yaml
 
+from pyama_framework.config import RunConfig
 from pyama_framework.evaluation import load_truth, open_run, score, write_ctc_truth
 from pyama_framework.testing import datasets
 from pyama_framework.testing.colony import colony_scene
@@ -99,6 +100,9 @@ def colony_case(folder: Path, seed: int) -> tuple[Path, Path, np.ndarray]:
 
 
 # ------------------------------------------------------------- the methods
+METHOD_SECTIONS = ("segmentation", "tracking", "background")
+
+
 def run_pyama(source: Path, truth: Path, fluorescence: bool, overrides: list[str]) -> tuple[dict, float]:
     folder = source.parent
     config = {
@@ -113,6 +117,9 @@ def run_pyama(source: Path, truth: Path, fluorescence: bool, overrides: list[str
         *parents, leaf = key.split(".")
         node = config
         for part in parents:
+            if part not in node and node is config and part in METHOD_SECTIONS:
+                # a param of the default method: the section needs the method's name too
+                node[part] = RunConfig.model_fields[part].default_factory().model_dump()
             node = node.setdefault(part, {})
         node[leaf] = yaml.safe_load(value)
     path = folder / f"{source.stem}.yaml"

@@ -91,26 +91,32 @@ def add_faint_cells(labels: np.ndarray, image: np.ndarray, sign: float, noise: f
     if n == 0 or sign == 0.0:
         return labels
     size = max(3, int(round(scale * width)) | 1)
-    for box in _regions_to_search(labels, image, sign, noise, width, relative_contrast, size, min_size):
+    boxes, median_area = _regions_to_search(labels, image, sign, noise, width, relative_contrast, size,
+                                            min_size)
+    # The size test is the whole frame's (a box may hold only a few cells, cut by its edge).
+    min_area = max(float(min_size), _MIN_AREA_OF_MEDIAN * median_area)
+    for box in boxes:
         crop = labels[box].copy()
-        n = _add_in(crop, image[box], sign, noise, width, relative_contrast, size, min_size, split_h, n)
+        n = _add_in(crop, image[box], sign, noise, width, relative_contrast, size, min_area, split_h, n)
         labels[box] = crop
     return labels
 
 
 def _regions_to_search(labels: np.ndarray, image: np.ndarray, sign: float, noise: float, width: float,
-                       relative_contrast: float, size: int, min_size: int) -> list:
+                       relative_contrast: float, size: int, min_size: int) -> tuple[list, float]:
     """Boxes (slice pairs) around the places that may hold faint cells, found on the frame
     shrunk 2x by 2 x 2 means (~4x cheaper than the search itself): components of the
     shrunk top-hat's candidates next to found cells whose mean top-hat reaches
     ``_SCREEN x relative_contrast`` x the found cells' median there (a looser test than the
     search's, so that it passes everything the search would keep). Boxes are padded by the
     top-hat's square and a cell width, and overlapping ones merged. A frame of cells lying
-    apart yields none, a colony one box around it."""
+    apart yields none, a colony one box around it. Also returns the found cells' median
+    area (px, from one pixel per block x 4)."""
     h, w = labels.shape
     h2, w2 = h // 2, w // 2
     if h2 < size or w2 < size:
-        return [(slice(0, h), slice(0, w))]
+        found = labels[labels > 0]
+        return [(slice(0, h), slice(0, w))], float(np.median(np.bincount(found)[np.unique(found)]))
     small = cv2.resize(np.ascontiguousarray(image[: 2 * h2, : 2 * w2], dtype=np.float32), (w2, h2),
                        interpolation=cv2.INTER_AREA)
     top = (white_tophat if sign > 0 else black_tophat)(small, max(3, (size // 2) | 1))
@@ -119,15 +125,16 @@ def _regions_to_search(labels: np.ndarray, image: np.ndarray, sign: float, noise
     sampled = labels[0 : 2 * h2 : 2, 0 : 2 * w2 : 2].reshape(-1)  # a pixel per block
     at = np.flatnonzero(sampled)
     if at.size == 0:
-        return []
+        return [], 0.0
     area = np.bincount(sampled[at])
     sums = np.bincount(sampled[at], weights=top.reshape(-1)[at])
     seen = area > 0
     typical = float(np.median(sums[seen] / area[seen]))
+    median_area = 4.0 * float(np.median(area[seen]))
     candidates = (top > _PIXEL_SIGMA * noise) & ~found
     pixels = np.flatnonzero(candidates)
     if pixels.size == 0:
-        return []
+        return [], median_area
     pieces, m = label(candidates, pixels)
     ids = pieces.reshape(-1)[pixels]
     piece_area = np.bincount(ids, minlength=m + 1)
@@ -138,14 +145,14 @@ def _regions_to_search(labels: np.ndarray, image: np.ndarray, sign: float, noise
     ok &= piece_area >= 0.5 * min_size / 4.0
     ok[0] = False
     if not ok.any():
-        return []
+        return [], median_area
     pad = size + int(np.ceil(width))
     boxes = []
     for k, box in enumerate(object_slices(pixels, ids, m, w2), start=1):
         if ok[k]:
             boxes.append([max(2 * box[0].start - pad, 0), min(2 * box[0].stop + pad, h),
                           max(2 * box[1].start - pad, 0), min(2 * box[1].stop + pad, w)])
-    return [(slice(a, b), slice(c, d)) for a, b, c, d in _merge_overlapping(boxes)]
+    return [(slice(a, b), slice(c, d)) for a, b, c, d in _merge_overlapping(boxes)], median_area
 
 
 def _merge_overlapping(boxes: list) -> list:
@@ -167,7 +174,7 @@ def _merge_overlapping(boxes: list) -> list:
 
 
 def _add_in(labels: np.ndarray, image: np.ndarray, sign: float, noise: float, width: float,
-            relative_contrast: float, size: int, min_size: int, split_h: float, n: int) -> int:
+            relative_contrast: float, size: int, min_area: float, split_h: float, n: int) -> int:
     """The search of :func:`add_faint_cells` in one region: ``labels`` (C-contiguous, cells
     numbered up to ``n``) gets the faint cells numbered ``n + 1``...; returns the last number."""
     if not labels.any():
@@ -180,7 +187,6 @@ def _add_in(labels: np.ndarray, image: np.ndarray, sign: float, noise: float, wi
     sums = np.bincount(flat[cells], weights=top.reshape(-1)[cells], minlength=n + 1)
     seen = area[1:] > 0
     typical = float(np.median(sums[1:][seen] / area[1:][seen]))
-    min_area = max(float(min_size), _MIN_AREA_OF_MEDIAN * float(np.median(area[1:][seen])))
     candidates = fill_holes(opening((top > _PIXEL_SIGMA * noise) & ~dilate_disk(found, 1), 1))
     pixels = np.flatnonzero(candidates)
     if pixels.size == 0:
