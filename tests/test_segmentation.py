@@ -673,3 +673,30 @@ def test_faint_objects_too_weak_or_away_from_cells_are_not_added():
     assert add_faint_cells(found.copy(), image, -1.0, np.sqrt(3000.0), 10.0, 0.6).max() == 4
     image, found, _ = _faint_rod_among_rods(0.6, offset=110)
     assert add_faint_cells(found.copy(), image, -1.0, np.sqrt(3000.0), 10.0, 0.6).max() == 4
+
+
+def test_clump_of_packed_rods_is_cut_along_the_lines_between_them():
+    """Three rods packed side by side (1 px bright lines between them, no neck in the joint
+    outline) given as one object, among four single rods: cut into three pieces that match
+    the rods; a lone rod 5x as long as the others (no line inside, also a clump by its
+    size) stays whole."""
+    from scipy import ndimage as ndi
+
+    from pyama_builtin.segmentation.clumps import split_clumps
+
+    packed = [(40 + 12 * k, 40, 40 + 12 * k, 90, 5.0) for k in range(3)]
+    singles = [(130, 20 + 45 * k, 130, 50 + 45 * k, 5.0) for k in range(4)]
+    long_rod = [(180, 20, 180, 170, 5.0)]
+    image, truth = _dark_shapes_image((210, 240), packed + singles + long_rod)
+    clump = ndi.binary_closing(truth == 1, np.ones((3, 1), bool)) | ((truth >= 1) & (truth <= 3))
+    clump |= ndi.binary_closing(clump, np.ones((3, 1), bool))  # the 1 px gaps too: one solid object
+    labels = np.where(truth >= 4, truth - 2, 0).astype(np.int32)  # singles 2..5, long rod 6
+    labels[clump] = 1
+    out = split_clumps(labels.copy(), image, -1.0, np.sqrt(3000.0), 2.0)
+    assert out.max() == 8  # the clump's two new pieces
+    for k in range(1, 4):
+        rod = truth == k
+        assert max(np.count_nonzero(rod & (out == v)) / np.count_nonzero(rod | (out == v))
+                   for v in np.unique(out[rod]) if v) >= 0.7
+    assert np.unique(out[truth == 8]).tolist() == [6]  # the long rod stays whole
+    assert split_clumps(labels.copy(), image, -1.0, np.sqrt(3000.0), 0.0).max() == 6  # h 0: off

@@ -172,6 +172,12 @@ class LogStdParams(CellObjectParams):
                     "at cell scale (top-hat, tophat_scale) at least this x as much as the found "
                     "cells typically do (0 = off). See docs/algorithms.md, round 9.",
     )
+    clump_h: float = Field(
+        3.0, ge=0.0, le=100.0,
+        description="Cut clumps (objects > 2.5x the median area) of cells packed side by side "
+                    "by a watershed of the smoothed frame: marker height in noise sigma "
+                    "(0 = off). See docs/algorithms.md, round 10.",
+    )
 
     @field_validator("window_size")
     @classmethod

@@ -29,7 +29,10 @@ per frame:
    tolerance between cells);
 8. faint cells next to the found ones (``faint_contrast`` > 0): objects in the free space
    that stand out of their surroundings at cell scale (top-hat) at least that fraction as
-   much as the found cells do (dense colonies: cells in their neighbours' glow).
+   much as the found cells do (dense colonies: cells in their neighbours' glow);
+9. dark cells (phase contrast): clumps (objects > 2.5 x the median area; ``clump_h`` > 0)
+   cut by a watershed of the smoothed frame along the bright halo lines between rods packed
+   side by side, which leave no neck for step 6.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..cvops import label
+from .clumps import split_clumps
 from .faint import add_faint_cells
 from .blocks import bridged_regions, fill_bridged, or_pool, set_blocks
 from .morphology import closing, fill_holes, label_by_size, opening
@@ -81,6 +85,7 @@ def segment_logstd(
     crowded_reach: int = 7,
     outline_gap: int = 4,
     faint_contrast: float = 0.6,
+    clump_h: float = 3.0,
     pixel_size_um: float | None = None,
 ) -> np.ndarray:
     """Segment cells in a phase-contrast or bright-field frame.
@@ -167,6 +172,13 @@ def segment_logstd(
         found cells' median are faint cells and are added (dense colonies; see
         :func:`~pyama_builtin.segmentation.faint.add_faint_cells`). 0 = off; ignored with
         ``polarity="none"``.
+    clump_h : float, optional
+        Step 9: objects larger than 2.5 x the median object area are cut by a watershed of
+        the smoothed frame from its maxima in the cells' direction rising more than this many
+        noise sigma (cells packed side by side, whose joint outline has no neck; see
+        :func:`~pyama_builtin.segmentation.clumps.split_clumps`). 0 = off. Only for dark
+        cells (phase contrast, where the lines are the bright halo): with bright cells it cut
+        stem cells from their glow (PSC, docs/algorithms.md round 10).
     pixel_size_um : float or None, optional
         Pixel size of the frame in micrometres (passed by the segment stage from the file's
         metadata; None when unknown). Used only to convert ``cell_diameter_um``.
@@ -284,6 +296,8 @@ def segment_logstd(
     if faint_contrast > 0 and sign != 0.0:
         out = add_faint_cells(out, image, sign, noise, width, faint_contrast, tophat_scale,
                               min_size, split_h)
+    if clump_h > 0 and sign < 0:  # dark cells: bright halo lines between them (round 10)
+        out = split_clumps(out, image, sign, noise, clump_h)
     return out
 
 
