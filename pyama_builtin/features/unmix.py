@@ -287,8 +287,10 @@ def unexplained_light(corrected: np.ndarray, labels: np.ndarray, cell_ids: np.nd
     (H, W) bool ndarray
     """
     cell_ids = np.asarray(cell_ids, dtype=np.int64)
-    owner = _index_table(labels, cell_ids)[labels.ravel()]
-    sums = np.bincount(owner, weights=corrected.ravel(), minlength=cell_ids.size + 1)[1:]
+    masked = labels > 0
+    on = np.flatnonzero(masked)  # the sums read the cells' pixels only (a few % of a frame)
+    owner = _index_table(labels, cell_ids)[labels.ravel()[on]]
+    sums = np.bincount(owner, weights=corrected.ravel()[on], minlength=cell_ids.size + 1)[1:]
     counts = np.bincount(owner, minlength=cell_ids.size + 1)[1:]
     if not counts.any():
         return np.zeros(labels.shape, dtype=bool)
@@ -296,7 +298,7 @@ def unexplained_light(corrected: np.ndarray, labels: np.ndarray, cell_ids: np.nd
     if not level > 0:  # no cell above the background: nothing to compare with
         return np.zeros(labels.shape, dtype=bool)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gap + 1, 2 * gap + 1))
-    near = cv2.dilate((labels > 0).astype(np.uint8), kernel) > 0
+    near = cv2.dilate(masked.view(np.uint8), kernel) > 0
     return ~near & (corrected > level)
 
 
