@@ -3,20 +3,9 @@ on constructed label sequences whose answer is known exactly."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from pyama_builtin.tracking.lap import track_lap
 from pyama_framework.types import TrackedFrame
-
-
-def ellipses(shape, cells):
-    """Label image of filled ellipses: ``cells`` is [(label, y, x, half_length, half_width)]
-    with the long axis along x."""
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    labels = np.zeros(shape, dtype=np.uint16)
-    for label, y, x, a, b in cells:
-        labels[((yy - y) / b) ** 2 + ((xx - x) / a) ** 2 <= 1] = label
-    return labels
+from test_tracking_lap import ellipses
 
 
 def run(frames, **params):

@@ -134,15 +134,11 @@ def test_default_segmenter_finds_the_divisions(tmp_path, scene, frames, tracker)
 
 
 def _merged_true_cells(truth: np.ndarray, found: np.ndarray) -> int:
-    """True cells lying (> 50 %) in a found object that holds more than half of another one."""
-    t, f = truth.ravel().astype(np.int64), found.ravel().astype(np.int64)
-    both = (t > 0) & (f > 0)
-    pairs, overlap = np.unique(t[both] << 32 | f[both], return_counts=True)
-    cells, area = np.unique(t[t > 0], return_counts=True)
-    size = dict(zip(cells.tolist(), area.tolist()))
-    holder = [int(p & 0xFFFFFFFF) for p, n in zip(pairs, overlap) if n > 0.5 * size[int(p >> 32)]]
-    objects, count = np.unique(holder, return_counts=True)
-    return int(count[count >= 2].sum())
+    """True cells more than half covered by a found object that covers another one too."""
+    from pyama_framework.evaluation.overlap import ctc_match, overlaps
+
+    _, counts = np.unique(ctc_match(overlaps(truth, found))[3], return_counts=True)
+    return int(counts[counts >= 2].sum())
 
 
 def test_packed_rods_are_cut_out_of_their_clump():

@@ -152,12 +152,9 @@ def test_interiors_behind_outline_gaps_on_the_bacterial_colony():
 
 def _detected(truth: np.ndarray, found: np.ndarray) -> int:
     """True cells more than half covered by one found object (the CTC detection rule)."""
-    t, f = truth.ravel().astype(np.int64), found.ravel().astype(np.int64)
-    both = (t > 0) & (f > 0)
-    pairs, overlap = np.unique(t[both] << 32 | f[both], return_counts=True)
-    cells, area = np.unique(t[t > 0], return_counts=True)
-    size = dict(zip(cells.tolist(), area.tolist()))
-    return len({int(p >> 32) for p, n in zip(pairs, overlap) if n > 0.5 * size[int(p >> 32)]})
+    from pyama_framework.evaluation.overlap import ctc_match, overlaps
+
+    return len(ctc_match(overlaps(truth, found))[2])
 
 
 def test_faint_cells_on_the_bacterial_colony():

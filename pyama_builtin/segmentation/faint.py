@@ -1,4 +1,4 @@
-"""Faint cells between found ones (the last step of ``logstd``).
+"""Faint cells between found ones (a step of ``logstd``, after edge growth).
 
 In a dense colony some cells are much fainter than their neighbours (out of focus, thin,
 lying in the neighbours' halo): inside the colony's glow they sit at the level of the
