@@ -43,9 +43,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..cvops import label
+from .blocks import bridged_regions, fill_bridged, or_pool, set_blocks
 from .clumps import split_clumps
 from .faint import add_faint_cells
-from .blocks import bridged_regions, fill_bridged, or_pool, set_blocks
 from .morphology import closing, fill_holes, label_by_size, opening
 from .objects import (estimate_cell_width, grow_into, object_slices, reject_objects, renumber,
                       split_touching)

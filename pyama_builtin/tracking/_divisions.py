@@ -116,13 +116,16 @@ def find_divisions(mother_centre: np.ndarray, mother_area: np.ndarray, mother_co
         daughters.setdefault(mm, []).append(ff)
     candidates = []  # (score, mother, a, b)
     for mm, found in daughters.items():
+        if len(found) < 2:
+            continue
+        halves = _mother_halves(mother_centre[mm], mother_cov[mm], var_major[mm])
         pairs = [(a, b) for i, a in enumerate(found) for b in found[i + 1:]]
         for a, b in pairs:
             if plausible_areas(mother_area[mm], area[a], area[b]):
                 # how well the areas add up, and how near the daughters lie to the mother's
                 # halves (in units of her area / pi, the squared radius of a disk of it)
                 score = abs(np.log((area[a] + area[b]) / mother_area[mm])) + _halves_misfit(
-                    mother_centre[mm], mother_cov[mm], centre[a], centre[b]) * np.pi / mother_area[mm]
+                    halves, centre[a], centre[b]) * np.pi / mother_area[mm]
                 candidates.append((float(score), mm, a, b))
     return _greedy(candidates)
 
@@ -148,18 +151,20 @@ def find_overlap_divisions(p: np.ndarray, c: np.ndarray, inter: np.ndarray,
     return [Division(int(x), int(y), int(z)) for x, y, z in zip(m[ok], a[ok], b[ok])]
 
 
-def _halves_misfit(centre: np.ndarray, cov: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """Squared distance (px²) of two daughters' centroids from the centroids of the
-    mother's two halves (a quarter of her length either way along her long axis), for the
-    better of the two ways round."""
+def _mother_halves(centre: np.ndarray, cov: np.ndarray, var_major: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centroids of a mother's two halves: a quarter of her length either way along her
+    long axis (``var_major``: the larger eigenvalue of her moments ``cov``)."""
     vy, vx, vyx = cov
-    half_diff = 0.5 * (vy - vx)
-    root = np.sqrt(half_diff * half_diff + vyx * vyx)
-    var_major = 0.5 * (vy + vx) + root
     angle = 0.5 * np.arctan2(2 * vyx, vy - vx)  # of the long axis, from the y axis
     axis = np.array([np.cos(angle), np.sin(angle)])
     quarter = np.sqrt(0.75 * max(var_major, 0.0)) * axis  # L/4 for a uniform rod of length L
-    e1, e2 = centre + quarter, centre - quarter
+    return centre + quarter, centre - quarter
+
+
+def _halves_misfit(halves: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarray) -> float:
+    """Squared distance (px²) of two daughters' centroids from the centroids of the
+    mother's two ``halves``, for the better of the two ways round."""
+    e1, e2 = halves
     one = np.sum((a - e1) ** 2) + np.sum((b - e2) ** 2)
     other = np.sum((a - e2) ** 2) + np.sum((b - e1) ** 2)
     return float(min(one, other))
