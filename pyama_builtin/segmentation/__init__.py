@@ -125,11 +125,12 @@ class LogStdParams(CellObjectParams):
         description="Body pixels deviate from the local background by more than this many "
                     "noise standard deviations.",
     )
-    body: Literal["background", "tophat"] = Field(
-        "background",
+    body: Literal["auto", "background", "tophat"] = Field(
+        "auto",
         description="Cell-body test: 'background' = deviation from the 64-px block "
                     "background; 'tophat' = also above Li's threshold of a top-hat at cell "
-                    "scale (bright stem cells: PSC SEG 0.36 -> 0.74; ~1.5x the time).",
+                    "scale (drops the glow of bright cells, ~1.5x the time); 'auto' = "
+                    "'tophat' for bright cells, 'background' for dark ones.",
     )
     tophat_scale: float = Field(
         1.5, ge=1.0, le=5.0,

@@ -16,8 +16,9 @@ per frame:
 4. polarity (cells brighter or darker than the background) from the mask's interior
    against its rim; cell bodies: pixels deviating from the local background in the cells'
    direction by more than ``body_contrast`` x the background noise: the halo, on the other
-   side of the background, is dropped; with ``body="tophat"`` they must also stand out of a
-   cell-scale top-hat on that side (drops the glow of bright cells); holes filled at full
+   side of the background, is dropped; with ``body="tophat"`` (and ``"auto"`` for bright
+   cells) they must also stand out of a cell-scale top-hat on that side (drops the glow of
+   bright cells, which lies on their own side of the background); holes filled at full
    resolution;
 5. opening by the same disk; objects rejected as debris / halo fragments by size,
    thickness and contrast relative to the cell width (given in px or µm, or estimated per
@@ -77,7 +78,7 @@ def segment_logstd(
     split_h: float = 0.1,
     min_size: int = 50,
     max_size: int = 10_000,
-    body: Literal["background", "tophat"] = "background",
+    body: Literal["auto", "background", "tophat"] = "auto",
     tophat_scale: float = 1.5,
     edge_growth: int = 1,
     edge_tolerance: float = 2.0,
@@ -139,12 +140,15 @@ def segment_logstd(
         Marker height of the watershed, x ``cell_diameter`` (larger splits less).
     min_size, max_size : int, optional
         Objects with fewer or more pixels are discarded (absolute bounds).
-    body : {"background", "tophat"}, optional
+    body : {"auto", "background", "tophat"}, optional
         "background": body pixels deviate from the 64-px block background in the cells'
         direction. "tophat": they must also stand out of a top-hat at cell scale (white
         for bright cells, black for dark) by more than Li's threshold of that top-hat and
         3 pixel-noise sigma: the glow around bright cells and the background between them
-        go (ignored with ``polarity="none"``).
+        go (ignored with ``polarity="none"``). "auto": "tophat" for bright cells, whose
+        glow lies on their own side of the background where the block test keeps it, and
+        "background" for dark cells, whose halo lies on the other side and is dropped
+        anyway.
     tophat_scale : float, optional
         Side of the top-hat's square, x the cell width (``body="tophat"``).
     edge_growth : int, optional
@@ -251,7 +255,7 @@ def segment_logstd(
             edges = mask.copy()  # the log-STD mask before the body test (step 7)
         at = np.flatnonzero(mask)
         mask.reshape(-1)[at[~(deviation(at) > body_contrast * noise)]] = False
-        if body == "tophat":
+        if body == "tophat" or (body == "auto" and sign > 0):
             mask &= _tophat_body(image, sign, coarse & (half > 0), width, tophat_scale)
     del half
     mask = opening(fill_holes(mask), footprint_radius, iterations)
