@@ -134,7 +134,7 @@ class LogStdParams(CellObjectParams):
     )
     tophat_scale: float = Field(
         1.5, ge=1.0, le=5.0,
-        description="Side of the body top-hat's square, x the cell width (body: tophat).",
+        description="Side of the body top-hat's square, x the cell width (top-hat body).",
     )
     edge_growth: int = Field(
         1, ge=0, le=10,
