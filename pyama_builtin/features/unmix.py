@@ -20,6 +20,7 @@ measurement-mask sum plus the modelled light beyond the mask.
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -319,7 +320,7 @@ def fit_psf_sigma(image: np.ndarray, background: np.ndarray | None, labels: np.n
     neighbouring cells are used (a cell without its neighbours would pull sigma up), taken in
     the order of their first cell until ``max_cells`` cells are reached (the cluster crossing
     it whole); pixels with light that no mask accounts for (:func:`unexplained_light`) are
-    set to the background level. Golden-section search on ``log sigma``.
+    set to the background level. Brent's bounded search on ``log sigma`` (to 1 %).
 
     Parameters
     ----------
@@ -374,17 +375,8 @@ def fit_psf_sigma(image: np.ndarray, background: np.ndarray | None, labels: np.n
     def loss(log_sigma):
         return -_fit_objective(fitted, None, crop_labels, ids, crop_boxes, float(np.exp(log_sigma)))
 
-    lo, hi = np.log(bounds[0]), np.log(bounds[1])
-    golden = (np.sqrt(5) - 1) / 2
-    c, d = hi - golden * (hi - lo), lo + golden * (hi - lo)
-    fc, fd = loss(c), loss(d)
-    while hi - lo > 0.02:  # 2 % in sigma
-        if fc < fd:
-            hi, d, fd = d, c, fc
-            c = hi - golden * (hi - lo)
-            fc = loss(c)
-        else:
-            lo, c, fc = c, d, fd
-            d = lo + golden * (hi - lo)
-            fd = loss(d)
-    return float(np.exp((lo + hi) / 2))
+    # Brent's bounded search (parabolic steps on a smooth objective): 7-9 evaluations for 1 %
+    # in sigma, where the golden section took 12 for 2 %; each evaluation is one solve.
+    best = minimize_scalar(loss, bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded",
+                           options={"xatol": 0.01})
+    return float(np.exp(best.x))
