@@ -112,14 +112,15 @@ def check_truth(args: argparse.Namespace, frames: int = 3) -> None:
     from pyama_framework.evaluation import score
 
     scene = bench_scene(frames, args.size, args.bright)
-    tophat = logstd._tophat_body
+    name = "tophat_body" if hasattr(logstd, "tophat_body") else "_tophat_body"  # older checkouts
+    tophat = getattr(logstd, name)
     calls = []
 
     def counted(image, sign, *rest, **kwargs):
         calls.append(sign)
         return tophat(image, sign, *rest, **kwargs)
 
-    logstd._tophat_body = counted
+    setattr(logstd, name, counted)
     try:
         found, truth = [], []
         for t in range(frames):
@@ -127,7 +128,7 @@ def check_truth(args: argparse.Namespace, frames: int = 3) -> None:
             found.append(logstd.segment_logstd(frame.phase))
             truth.append(frame.labels.astype(np.int32))
     finally:
-        logstd._tophat_body = tophat
+        setattr(logstd, name, tophat)
     result = score(np.stack(found), np.stack(truth))
     cells = "bright" if args.bright else "dark"
     print(f"{args.size} x {args.size}, {cells} cells, frames 0..{frames - 1}: SEG {result['SEG']:.3f}, "
