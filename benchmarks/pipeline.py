@@ -15,6 +15,12 @@ Each T is measured in a fresh process so the peaks do not mix.
         # same file (PATH: pyama-core/src of a checkout), alternated; medians and the ratio
     python benchmarks/pipeline.py --size 1024 --whole --baseline /tmp/main [--pyama-core PATH]
         # whole `pyama run` processes of this code and another checkout's, alternated
+    python benchmarks/pipeline.py --frames 30 --bright [--baseline /tmp/main --repeats 3]
+        # the same scene with bright cells (phase mirrored around its background: bright
+        # bodies with a dark rim, as bright-field; logstd takes its top-hat body step)
+    python benchmarks/pipeline.py --bright --check
+        # segment the scene's first 3 frames (logstd, defaults), print SEG / Jaccard against
+        # its truth and how many frames took the top-hat body step; no timing
 
 Per stage it reports the wall seconds per frame (from the stage records) and the CPU
 seconds per frame of the process while the stage ran (less sensitive to other jobs on a
@@ -54,14 +60,80 @@ def rss_mb() -> float:
     return 0.0
 
 
-def make_input(folder: Path, frames: int, size: int = 2048) -> Path:
-    from pyama_framework.testing.synthetic import SyntheticScene, write_ome_tiff
+def bench_scene(frames: int, size: int = 2048, bright: bool = False):
+    """The benchmark's synthetic scene: dark cells (phase contrast), or with ``bright`` the
+    same cells bright (:func:`mirrored_scene`)."""
+    from pyama_framework.testing.synthetic import SyntheticScene
 
-    path = folder / (f"bench_{frames}.ome.tif" if size == 2048 else f"bench_{size}_{frames}.ome.tif")
+    scene = SyntheticScene(n_frames=frames, n_fluorescence=1, seed=7, **WORKLOADS[size])
+    return mirrored_scene(scene) if bright else scene
+
+
+def mirrored_scene(scene):
+    """``scene`` with its phase image mirrored around the smooth phase background before the
+    noise is added: dark bodies with a bright halo become bright bodies with a dark rim (the
+    look of bright-field bacteria and of phase-contrast stem cells), debris bright specks;
+    layout, truth and fluorescence unchanged. The frames are rendered as the generator's."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    render = scene._render
+
+    def bright_render(t: int):
+        exact = render(t)
+        background = scene._backgrounds(t)[0]
+        return replace(exact, phase=np.float32(2.0) * background - exact.phase)
+
+    scene._render = bright_render
+    return scene
+
+
+def input_name(frames: int, size: int = 2048, bright: bool = False) -> str:
+    name = f"bench_{frames}" if size == 2048 else f"bench_{size}_{frames}"
+    return name + ("_bright" if bright else "") + ".ome.tif"
+
+
+def make_input(folder: Path, frames: int, size: int = 2048, bright: bool = False) -> Path:
+    from pyama_framework.testing.synthetic import write_ome_tiff
+
+    path = folder / input_name(frames, size, bright)
     if not path.exists():
-        scene = SyntheticScene(n_frames=frames, n_fluorescence=1, seed=7, **WORKLOADS[size])
-        write_ome_tiff(path, [scene])
+        write_ome_tiff(path, [bench_scene(frames, size, bright)])
     return path
+
+
+def check_truth(args: argparse.Namespace, frames: int = 3) -> None:
+    """Segment the scene's first ``frames`` frames with logstd's defaults; print SEG and the
+    foreground Jaccard against its truth, and on how many frames the top-hat body ran."""
+    import numpy as np
+
+    from pyama_builtin.segmentation import logstd
+    from pyama_framework.evaluation import score
+
+    scene = bench_scene(frames, args.size, args.bright)
+    name = "tophat_body" if hasattr(logstd, "tophat_body") else "_tophat_body"  # older checkouts
+    tophat = getattr(logstd, name)
+    calls = []
+
+    def counted(image, sign, *rest, **kwargs):
+        calls.append(sign)
+        return tophat(image, sign, *rest, **kwargs)
+
+    setattr(logstd, name, counted)
+    try:
+        found, truth = [], []
+        for t in range(frames):
+            frame = scene.frame(t)
+            found.append(logstd.segment_logstd(frame.phase))
+            truth.append(frame.labels.astype(np.int32))
+    finally:
+        setattr(logstd, name, tophat)
+    result = score(np.stack(found), np.stack(truth))
+    cells = "bright" if args.bright else "dark"
+    print(f"{args.size} x {args.size}, {cells} cells, frames 0..{frames - 1}: SEG {result['SEG']:.3f}, "
+          f"Jaccard {result['jaccard']:.3f}, objects found {result['objects_found']} of {result['objects_truth']}; "
+          f"top-hat body on {len(calls)} of {frames} frames (sign {sorted(set(calls))})")
 
 
 def run_config_data(input_path: Path, output: Path) -> dict:
@@ -172,9 +244,10 @@ def timed(command: list[str], env: dict | None = None) -> tuple[float, float]:
 def whole_process(args: argparse.Namespace, frames: int) -> None:
     """Fresh `pyama run` processes, alternated: this code, ``--baseline``'s (if given) and
     pyama-core's four stages (if ``--pyama-core``) on the same file."""
-    path = make_input(args.workdir, frames, args.size)
-    config = args.workdir / f"run_{args.size}_{frames}.yaml"
-    output = args.workdir / f"cli_{args.size}_{frames}"
+    path = make_input(args.workdir, frames, args.size, args.bright)
+    tail = "_bright" if args.bright else ""
+    config = args.workdir / f"run_{args.size}_{frames}{tail}.yaml"
+    output = args.workdir / f"cli_{args.size}_{frames}{tail}"
     config.write_text(json.dumps(run_config_data(path, output)))  # JSON is YAML
     pyama_run = [sys.executable, "-m", "pyama_framework", "run", str(config)]
     commands = {"this": (pyama_run, None)}
@@ -211,13 +284,15 @@ def child_report(args: argparse.Namespace, frames: int, code: Path | None) -> di
         env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")])
     label = "base" if code is not None else "this"
     result = subprocess.run([sys.executable, __file__, "--child", str(frames), "--size", str(args.size),
-                             "--workdir", str(args.workdir), "--label", label],
+                             "--workdir", str(args.workdir), "--label", label]
+                            + (["--bright"] if args.bright else []),
                             capture_output=True, text=True, check=True, env=env)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def print_report(report: dict, frames: int, size: int) -> None:
-    print(f"\n{size} x {size}, {WORKLOADS[size]['n_cells']} cells, T = {frames}: {report['cells']} cells traced")
+def print_report(report: dict, frames: int, size: int, bright: bool = False) -> None:
+    print(f"\n{size} x {size}, {WORKLOADS[size]['n_cells']} {'bright' if bright else 'dark'} cells, T = {frames}: "
+          f"{report['cells']} cells traced")
     print(f"{'stage':<12}{'s/frame':>10}{'CPU s/frame':>13}{'peak RSS MB':>14}")
     for stage, row in report["stages"].items():
         print(f"{stage:<12}{row['s_per_frame']:>10.3f}{row.get('cpu_per_frame', 0.0):>13.3f}{row['peak_rss_mb']:>14.0f}")
@@ -241,7 +316,8 @@ def compare(args: argparse.Namespace, frames: int) -> None:
             return statistics.median(r[field] for r in runs[key])
         return statistics.median(r["stages"].get(stage, {}).get(field, 0.0) for r in runs[key])
 
-    print(f"\n{args.size} x {args.size}, T = {frames}: medians of {args.repeats} alternated runs "
+    print(f"\n{args.size} x {args.size}, {'bright' if args.bright else 'dark'} cells, T = {frames}: "
+          f"medians of {args.repeats} alternated runs "
           f"(base = {args.baseline})")
     print(f"{'stage':<12}{'base s/fr':>10}{'this s/fr':>10}{'ratio':>7}{'base CPU':>10}{'this CPU':>10}{'ratio':>7}")
     for stage in stages + [None]:
@@ -264,6 +340,11 @@ def main() -> None:
     parser.add_argument("--whole", action="store_true",
                         help="time whole `pyama run` processes (with --baseline: against that checkout's)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bright", action="store_true",
+                        help="the same scene with bright cells (phase mirrored around its background)")
+    parser.add_argument("--check", action="store_true",
+                        help="print SEG / Jaccard of logstd on the scene's first 3 frames, and whether "
+                             "the top-hat body step ran; no timing")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--label", default="this", help=argparse.SUPPRESS)
     parser.add_argument("--core-child", type=Path, help=argparse.SUPPRESS)
@@ -272,19 +353,22 @@ def main() -> None:
     if args.core_child:
         run_pyama_core(args.pyama_core, args.core_child)
         return
+    if args.check:
+        check_truth(args)
+        return
     if args.child:
-        path = make_input(args.workdir, args.child, args.size)
-        output = args.workdir / f"out_{args.label}_{args.size}_{args.child}"
+        path = make_input(args.workdir, args.child, args.size, args.bright)
+        output = args.workdir / f"out_{args.label}_{args.size}_{args.child}{'_bright' if args.bright else ''}"
         print(json.dumps(measure(path, output, args.child)))
         return
     for frames in args.frames:
-        make_input(args.workdir, frames, args.size)  # generated outside the measured process
+        make_input(args.workdir, frames, args.size, args.bright)  # generated outside the measured process
         if args.pyama_core or args.whole:
             whole_process(args, frames)
         elif args.baseline:
             compare(args, frames)
         else:
-            print_report(child_report(args, frames, None), frames, args.size)
+            print_report(child_report(args, frames, None), frames, args.size, args.bright)
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ class LogStdParams(CellObjectParams):
         "auto",
         description="Cell-body test: 'background' = deviation from the 64-px block "
                     "background; 'tophat' = also above Li's threshold of a top-hat at cell "
-                    "scale (drops the glow of bright cells, ~1.5x the time); 'auto' = "
+                    "scale (drops the glow of bright cells, ~1.2x the time); 'auto' = "
                     "'tophat' for bright cells, 'background' for dark ones.",
     )
     tophat_scale: float = Field(

@@ -41,10 +41,10 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ..cvops import label
 from .blocks import bridged_regions, fill_bridged, or_pool, set_blocks
+from .body import tophat_body
 from .clumps import split_clumps
 from .faint import add_faint_cells
 from .morphology import closing, fill_holes, label_by_size, opening
@@ -256,7 +256,7 @@ def segment_logstd(
         at = np.flatnonzero(mask)
         mask.reshape(-1)[at[~(deviation(at) > body_contrast * noise)]] = False
         if body == "tophat" or (body == "auto" and sign > 0):
-            mask &= _tophat_body(image, sign, coarse & (half > 0), width, tophat_scale)
+            mask &= tophat_body(image, sign, coarse & (half > 0), width, tophat_scale)
     del half
     mask = opening(fill_holes(mask), footprint_radius, iterations)
 
@@ -303,30 +303,6 @@ def segment_logstd(
     if clump_h > 0 and sign < 0:  # dark cells: bright halo lines between them (round 10)
         out = split_clumps(out, image, sign, noise, clump_h)
     return out
-
-
-def _tophat_body(image: np.ndarray, sign: float, coarse_body: np.ndarray,
-                 width: float | None, scale: float) -> np.ndarray:
-    """Pixels standing out of a top-hat at cell scale in the cells' direction (``sign``).
-
-    The width, when not given, is estimated on ``coarse_body`` (the body pixels on the
-    2x-shrunk grid, holes filled) and doubled. The threshold is Li's minimum-cross-entropy
-    threshold of the top-hat (read on every 2nd pixel), and at least 3 pixel-noise sigma.
-    """
-    from .grey import black_tophat, white_tophat
-    from .tophat import noise_sigma
-    from skimage.filters import threshold_li
-
-    if width is None:
-        labels, n = ndi.label(fill_holes(coarse_body), structure=np.ones((3, 3), dtype=bool))
-        area = np.bincount(labels.ravel(), minlength=n + 1)
-        width = 2.0 * estimate_cell_width(labels, ndi.find_objects(labels), area[1:])
-    size = max(3, int(round(scale * width)) | 1)
-    top = (white_tophat if sign > 0 else black_tophat)(image, size)
-    sample = top[::2, ::2]
-    if sample.max() <= sample.min():
-        return np.zeros(image.shape, dtype=bool)
-    return top > max(float(threshold_li(sample)), 3.0 * noise_sigma(image))
 
 
 def _given_width(cell_diameter: float, cell_diameter_um: float | None,

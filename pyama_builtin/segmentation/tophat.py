@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..cvops import label
+from ..cvops import cv2, label
 from .grey import black_tophat, white_tophat
 from .morphology import erode, fill_holes
 from .objects import estimate_cell_width, object_slices, reject_objects, renumber, split_touching
@@ -153,7 +153,20 @@ def segment_tophat(
 def noise_sigma(image: np.ndarray) -> float:
     """Standard deviation of the pixel noise: 1.4826 x the median absolute difference of
     horizontal neighbours / sqrt(2), on every 2nd row (cell texture is a minority of the
-    differences, so the median reads the background's noise)."""
+    differences, so the median reads the background's noise).
+
+    uint8 / uint16 frames: the differences are taken in the frame's type (``cv2.absdiff``)
+    and their median by a partial sort, ~1 vs ~24 ms at 2048 x 2048; the same value as
+    the float32 way (integer differences, whose middle pair's mean float32 holds exactly)."""
+    image = np.asarray(image)
+    if image.ndim == 2 and image.dtype in (np.uint8, np.uint16) and image.shape[1] > 1:
+        rows = image[::2]
+        diff = cv2.absdiff(np.ascontiguousarray(rows[:, 1:]), np.ascontiguousarray(rows[:, :-1])).reshape(-1)
+        k = diff.size // 2
+        part = np.partition(diff, k)  # part[:k] <= part[k]: the lower middle is their maximum
+        middle = float(part[k]) if diff.size % 2 else (float(part[:k].max()) + float(part[k])) / 2.0
+        if middle > 0.0:
+            return max(1.4826 * middle / np.sqrt(2.0), 1e-6)
     rows = np.asarray(image[::2], dtype=np.float32)
     diff = np.abs(rows[:, 1:] - rows[:, :-1])
     sigma = 1.4826 * float(np.median(diff)) / np.sqrt(2.0)
