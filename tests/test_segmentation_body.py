@@ -172,3 +172,22 @@ def test_tophat_body_keeps_bright_cells_and_drops_flat_frames():
     assert np.count_nonzero(kept & ~truth) < 0.03 * np.count_nonzero(~truth)
     flat = np.full((64, 64), 1000, dtype=np.uint16)
     assert not body.tophat_body(flat, 1.0, np.zeros((32, 32), dtype=bool), 10.0, 1.5).any()
+
+
+def test_logstd_auto_body_is_the_tophat_for_bright_cells_only():
+    """``body="auto"`` (the default) takes the top-hat body when the frame's cells read bright
+    and the block-background body when they read dark. On this scene (realistic optics:
+    halos, blur, debris) the two bodies give different labels both ways round, so taking the
+    wrong one would show; that the top-hat body is the better one on real bright cells is
+    tests/test_segmentation_real.py's PSC test."""
+    from pyama_builtin.segmentation.logstd import segment_logstd
+    from pyama_framework.testing.synthetic import REALISTIC_OPTICS
+
+    dark = SyntheticScene(512, 512, n_frames=1, n_cells=40, seed=4, n_debris=20, **REALISTIC_OPTICS).frame(0).phase
+    level = float(np.median(dark))
+    bright = np.clip(np.rint(2 * level - dark.astype(np.float64)), 0, 65535).astype(np.uint16)
+    for frame, chosen, other in ((bright, "tophat", "background"), (dark, "background", "tophat")):
+        auto = segment_logstd(frame)
+        np.testing.assert_array_equal(auto, segment_logstd(frame, body=chosen))
+        assert not np.array_equal(auto, segment_logstd(frame, body=other))
+        assert auto.max() >= 36  # the 40 cells are found
