@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyama_builtin.tracking import LapParams
+from pyama_builtin.tracking import lap
 from pyama_builtin.tracking.lap import track_lap
 from test_tracking_lap import ellipses, ids_at, run
 
@@ -82,3 +83,37 @@ def test_a_piece_cut_off_a_cell_is_joined_again():
 def test_the_rule_is_a_lap_parameter():
     assert LapParams().split_young_merges is True
     assert LapParams(split_young_merges=False).split_young_merges is False
+
+
+def test_a_long_cell_cut_for_a_frame_keeps_its_id_when_whole_again():
+    # A long rod is cut into equal halves for one frame (a proposed division). Whole again,
+    # it is twice a half's area and half a rod from each half's centroid: no link is cheap
+    # enough, so it started a new track (and the rejected division left the ID with no
+    # cell). Left whole (no neck), it now continues the larger half, which the rejected
+    # division renames to the rod's own ID.
+    rod, halves = [(1, 40, 70, 28, 5)], [(1, 40, 56, 14, 5), (2, 40, 84, 14, 5)]
+    scenes = [rod] * 3 + [halves] + [rod] * 4
+    labels, parents = run(track_lap, [ellipses(SHAPE, c) for c in scenes])
+    assert not any(parents)
+    assert len({int(lab[40, 70]) for t, lab in enumerate(labels) if t != 3}) == 1
+    labels, _ = run(track_lap, [ellipses(SHAPE, c) for c in scenes], split_young_merges=False)
+    assert len({int(lab[40, 70]) for t, lab in enumerate(labels) if t != 3}) == 2
+
+
+def test_a_young_track_is_not_given_a_sliver_of_a_merge():
+    # The object over A reaches only a little into where the young B was: split by nearness
+    # to the previous masks, B's piece would be half of B. Such a split is not made for
+    # young tracks (on B. subtilis it cut a halo piece off a cell and confirmed a false
+    # division); the object stays A's.
+    scenes = [[A]] * 3 + [[A, B]] + [[(1, 40, 64, 11, 6)]] + [[A]] * 3
+    frames = [ellipses(SHAPE, c) for c in scenes]
+    labels, _ = run(track_lap, frames)
+    a, b = ids_at(labels[3], POINTS)
+    assert set(np.unique(labels[4])) == {0, a}
+    sliver = lap.YOUNG_PIECE_RATIO
+    try:
+        lap.YOUNG_PIECE_RATIO = 1e9  # without the area check B takes its sliver
+        labels, _ = run(track_lap, frames)
+        assert set(np.unique(labels[4])) == {0, a, b}
+    finally:
+        lap.YOUNG_PIECE_RATIO = sliver

@@ -66,7 +66,7 @@ def find_merges(track_centre: np.ndarray, track_area: np.ndarray, established: n
     list of (cell, tracks, young, sisters)
         The merged current cell and the tracks it holds, the one linked to it first;
         ``young``: not all of them established; ``sisters``: young sisters among them, to
-        be split only at a neck.
+        be split only at a neck; None: one of them was cut from another (not to be split).
     """
     eligible = established if kin is None else np.ones_like(established)
     lost = np.flatnonzero((linked_to < 0) & eligible)
@@ -107,8 +107,9 @@ def find_merges(track_centre: np.ndarray, track_area: np.ndarray, established: n
         if young:
             own, came = kin[0][tracks], kin[1][tracks]
             if np.isin(came, own).any():  # a piece and the track it was cut from
-                continue
-            sisters = bool((np.unique(came[came > 0], return_counts=True)[1] > 1).any())
+                sisters = None
+            else:
+                sisters = bool((np.unique(came[came > 0], return_counts=True)[1] > 1).any())
         out.append((cell, tracks, young, sisters))
     return out
 

@@ -263,7 +263,15 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
                                      cur.centre, cur.area, cur.cov,
                                      (tracks.ids[prev], tracks.kin[prev]) if young_merges else None)
                 if merges:
-                    cur, pieces = _split_merges(cur, last, merges, shift, shape)
+                    cur, pieces, whole = _split_merges(cur, last, merges, shift, shape)
+                    # a merge left whole (a cell cut for a frame joined again, or no neck
+                    # between young sisters) that no track was linked to continues the
+                    # largest of its tracks instead of starting a new one
+                    for cell, members in whole if young_merges else ():
+                        if ids[cell] == 0:
+                            k = max(members, key=lambda m: (tracks.area[prev[m]], -m))
+                            ids[cell] = tracks.ids[prev[k]]
+                            linked_to[k] = cell
                     ids = np.concatenate([ids, np.zeros(cur.n - ids.size, np.uint32)])
                     for piece, k in pieces:
                         ids[piece] = tracks.ids[prev[k]]
@@ -333,16 +341,18 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
         yield CellFrame(shape, cur.pixels, cur.label, ids, cur.area, parents)
 
 
-def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int], bool, bool]],
-                  shift: np.ndarray, shape: tuple[int, ...]) -> tuple[_Frame, list[tuple[int, int]]]:
+def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int], bool, bool | None]],
+                  shift: np.ndarray, shape: tuple[int, ...]
+                  ) -> tuple[_Frame, list[tuple[int, int]], list[tuple[int, list[int]]]]:
     """Split each merged cell of ``cur`` between the previous frame's cells it holds.
 
     ``merges`` are (current cell, previous cells, young, sisters) as :func:`find_merges`
     gives them. A merge holding young tracks is split only when each piece is about its
     track's previous area (within ``YOUNG_PIECE_RATIO``), one of young sisters only at a
-    neck (:func:`necked`). Returns
-    the new frame (the first previous cell keeps the merged cell's index, the others get new
-    indices after the existing cells) and the (current cell, previous cell) pairs made.
+    neck (:func:`necked`), one holding a piece and the track it was cut from (``sisters``
+    None) never. Returns the new frame (the first previous cell keeps the merged cell's
+    index, the others get new indices after the existing cells), the (current cell,
+    previous cell) pairs made, and the (current cell, previous cells) left whole.
     """
     h, w = shape
     dy, dx = np.rint(shift).astype(np.int64)
@@ -351,8 +361,11 @@ def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int], 
     cur_order = np.argsort(cur.label, kind="stable")
     cur_start = np.concatenate([[0], np.cumsum(np.bincount(cur.label, minlength=cur.n))])
     label = cur.label.copy()
-    pieces, touched, n = [], [], cur.n
+    pieces, touched, n, whole = [], [], cur.n, []
     for cell, members, young, sisters in merges:
+        if sisters is None:
+            whole.append((cell, members))
+            continue
         seeds = []
         for k in members:  # the previous mask, moved by the frame's drift
             rows, cols = np.divmod(last.pixels[order[start[k]:start[k + 1]]], w)
@@ -362,12 +375,15 @@ def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int], 
         where = cur_order[cur_start[cell]:cur_start[cell + 1]]
         nearest = split_pixels(cur.pixels[where], seeds, (h, w))
         if nearest is None:
+            whole.append((cell, members))
             continue
         if young:
             ratio = np.bincount(nearest, minlength=len(members)) / last.area[members]
             if np.abs(np.log(ratio)).max() > np.log(YOUNG_PIECE_RATIO):
+                whole.append((cell, members))
                 continue
         if sisters and not necked(cur.pixels[where], nearest, (h, w)):
+            whole.append((cell, members))
             continue
         index = np.array([cell, *range(n, n + len(members) - 1)])
         label[where] = index[nearest]
@@ -375,7 +391,7 @@ def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int], 
         pieces += list(zip(index.tolist(), members))
         touched.append(index)
     if not pieces:
-        return cur, []
+        return cur, [], whole
     touched = np.concatenate(touched)
     centre = np.concatenate([cur.centre, np.zeros((n - cur.n, 2))])
     area = np.concatenate([cur.area, np.zeros(n - cur.n)])
@@ -386,7 +402,7 @@ def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int], 
     on = local[label] >= 0
     m = _measure_pixels(cur.pixels[on], local[label[on]], touched.size, shape)
     centre[touched], area[touched], cov[touched], edge[touched] = m
-    return _Frame(centre, area, cov, edge, cur.pixels, label), pieces
+    return _Frame(centre, area, cov, edge, cur.pixels, label), pieces, whole
 
 
 def _holder(centre: np.ndarray, cov: np.ndarray, points: np.ndarray) -> np.ndarray:
