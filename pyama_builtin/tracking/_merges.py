@@ -15,7 +15,14 @@ the current frame, the object is split between them:
   absorbed by a cell is not worth a piece of it);
 - established: every one of those tracks has existed for more frames than the division
   lookahead (or since the first frame). Pieces of a split the confirmation could still call
-  spurious are young and are left merged, so a cell cut in two for a frame is not kept cut.
+  spurious are young and are left merged, so a cell cut in two for a frame is not kept cut
+  (with ``split_young_merges`` the rule below decides for young tracks).
+- young tracks (``split_young_merges``): each track remembers what it came from (a daughter
+  her mother, a new track the previous cell whose extent held it, i.e. the cell it was cut
+  from). A merge holding young tracks is split too, unless one of them was cut from
+  another (never) or two are sisters of one split (only where the object narrows between
+  them, :func:`necked`), and only when every piece is about its track's previous area
+  (``lap.py``); a merge left whole continues one of its tracks.
 - the split: each pixel of the object goes to the track whose previous mask, moved by the
   frame's drift, is nearest (a Voronoi partition between the previous outlines, computed in
   the object's bounding box only, so the cost does not depend on the frame size).
@@ -41,7 +48,7 @@ NECK = 0.83
 def find_merges(track_centre: np.ndarray, track_area: np.ndarray, established: np.ndarray,
                 linked_to: np.ndarray, centre: np.ndarray, area: np.ndarray,
                 cov: np.ndarray, kin: tuple[np.ndarray, np.ndarray] | None = None
-                ) -> list[tuple[int, list[int], bool, bool]]:
+                ) -> list[tuple[int, list[int], bool, bool | None]]:
     """Current cells that hold two or more established tracks of the previous frame.
 
     Parameters
