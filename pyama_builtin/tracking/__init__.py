@@ -95,6 +95,12 @@ class LapParams(TrackerParams):
                     "division_lookahead frames) that the segmenter merged into it, so touching "
                     "cells joined for a frame keep their IDs.",
     )
+    split_young_merges: bool = Field(
+        True,
+        description="With split_merges, also split merges holding younger tracks (a daughter, "
+                    "a cell found again after a miss) unless two of them came from one cell "
+                    "(sisters of one split, or a piece and the track it was cut from).",
+    )
 
 
 @hookimpl

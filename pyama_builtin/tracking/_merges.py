@@ -15,7 +15,14 @@ the current frame, the object is split between them:
   absorbed by a cell is not worth a piece of it);
 - established: every one of those tracks has existed for more frames than the division
   lookahead (or since the first frame). Pieces of a split the confirmation could still call
-  spurious are young and are left merged, so a cell cut in two for a frame is not kept cut.
+  spurious are young and are left merged, so a cell cut in two for a frame is not kept cut
+  (with ``split_young_merges`` the rule below decides for young tracks).
+- young tracks (``split_young_merges``): each track remembers what it came from (a daughter
+  her mother, a new track the previous cell whose extent held it, i.e. the cell it was cut
+  from). A merge holding young tracks is split too, unless one of them was cut from
+  another (never) or two are sisters of one split (only where the object narrows between
+  them, :func:`necked`), and only when every piece is about its track's previous area
+  (``lap.py``); a merge left whole continues one of its tracks.
 - the split: each pixel of the object goes to the track whose previous mask, moved by the
   frame's drift, is nearest (a Voronoi partition between the previous outlines, computed in
   the object's bounding box only, so the cost does not depend on the frame size).
@@ -29,15 +36,19 @@ from scipy.spatial import cKDTree
 
 from ._divisions import AREA_SUM_RANGE, EXTENT, _inside
 
-__all__ = ["find_merges", "split_pixels"]
+__all__ = ["find_merges", "necked", "split_pixels"]
 
 # Smallest area of a merged track, as a share of the merged object.
 MIN_SHARE = 0.2
+# Young sisters (the two pieces of one split) merged again are split back only where the
+# object narrows between them to at most this share of the pieces' width (see ``necked``).
+NECK = 0.83
 
 
 def find_merges(track_centre: np.ndarray, track_area: np.ndarray, established: np.ndarray,
                 linked_to: np.ndarray, centre: np.ndarray, area: np.ndarray,
-                cov: np.ndarray) -> list[tuple[int, list[int]]]:
+                cov: np.ndarray, kin: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> list[tuple[int, list[int], bool, bool | None]]:
     """Current cells that hold two or more established tracks of the previous frame.
 
     Parameters
@@ -46,6 +57,12 @@ def find_merges(track_centre: np.ndarray, track_area: np.ndarray, established: n
         Tracks seen in the previous frame: centroid predicted in the current frame, area.
     established : (n,) bool ndarray
         Tracks old enough to be split back out of a merge.
+    kin : pair of (n,) uint ndarray, optional
+        The tracks' IDs and the ID each came from (its mother, or the track it was cut
+        from; 0: none). When given, a merge holding tracks that are not established is
+        split too, unless one of its tracks was cut from another (a cell cut in two for a
+        frame is joined again); sisters of one split are split only where the object
+        narrows between them (see :func:`necked`).
     linked_to : (n,) int ndarray
         Current cell each track is linked to, -1 when none.
     centre, area, cov : (m, 2), (m,), (m, 3) ndarray
@@ -53,10 +70,13 @@ def find_merges(track_centre: np.ndarray, track_area: np.ndarray, established: n
 
     Returns
     -------
-    list of (cell, tracks)
-        The merged current cell and the tracks it holds, the one linked to it first.
+    list of (cell, tracks, young, sisters)
+        The merged current cell and the tracks it holds, the one linked to it first;
+        ``young``: not all of them established; ``sisters``: young sisters among them, to
+        be split only at a neck; None: one of them was cut from another (not to be split).
     """
-    lost = np.flatnonzero((linked_to < 0) & established)
+    eligible = established if kin is None else np.ones_like(established)
+    lost = np.flatnonzero((linked_to < 0) & eligible)
     if lost.size == 0 or area.size == 0:
         return []
     var_major = 0.5 * (cov[:, 0] + cov[:, 1]) + np.sqrt(
@@ -81,16 +101,52 @@ def find_merges(track_centre: np.ndarray, track_area: np.ndarray, established: n
     for cell, tracks in held.items():
         owner = owner_of.get(cell)
         if owner is not None:
-            if not established[owner] or not _inside(track_centre[[owner]] - centre[[cell]],
+            if not eligible[owner] or not _inside(track_centre[[owner]] - centre[[cell]],
                                                      cov[[cell]])[0]:
                 continue
             tracks = [owner, *tracks]
         if len(tracks) < 2:
             continue
         share = track_area[tracks] / area[cell]
-        if AREA_SUM_RANGE[0] <= share.sum() <= AREA_SUM_RANGE[1] and share.min() >= MIN_SHARE:
-            out.append((cell, tracks))
+        if not (AREA_SUM_RANGE[0] <= share.sum() <= AREA_SUM_RANGE[1] and share.min() >= MIN_SHARE):
+            continue
+        sisters, young = False, not established[tracks].all()
+        if young:
+            own, came = kin[0][tracks], kin[1][tracks]
+            if np.isin(came, own).any():  # a piece and the track it was cut from
+                sisters = None
+            else:
+                sisters = bool((np.unique(came[came > 0], return_counts=True)[1] > 1).any())
+        out.append((cell, tracks, young, sisters))
     return out
+
+
+def necked(pixels: np.ndarray, nearest: np.ndarray, shape: tuple[int, int]) -> bool:
+    """Whether an object narrows where its pieces meet: the widest point of the line
+    between the pieces (distance to the object's edge) is at most ``NECK`` of the thinnest
+    piece's widest point. Two daughters joined end to end meet at a neck; a cell that was
+    cut in two for a frame and is whole again does not (the line is as wide as the cell).
+    """
+    width = shape[1]
+    rows, cols = np.divmod(pixels, width)
+    y0, x0 = int(rows.min()), int(cols.min())
+    box = np.zeros((int(rows.max()) - y0 + 3, int(cols.max()) - x0 + 3), dtype=np.int32)
+    box[rows - y0 + 1, cols - x0 + 1] = nearest + 1
+    depth = ndi.distance_transform_edt(box > 0)
+    line = np.zeros(box.shape, dtype=bool)  # pixels with a 4-neighbour in another piece
+    for a, b in ((box[1:], box[:-1]), (box[:, 1:], box[:, :-1])):
+        meet = (a > 0) & (b > 0) & (a != b)
+        if a.shape[0] < box.shape[0]:
+            line[1:] |= meet
+            line[:-1] |= meet
+        else:
+            line[:, 1:] |= meet
+            line[:, :-1] |= meet
+    if not line.any():
+        return True
+    widest = np.zeros(int(nearest.max()) + 2)
+    np.maximum.at(widest, box.ravel(), depth.ravel())
+    return bool(depth[line].max() <= NECK * widest[1:].min())
 
 
 def split_pixels(pixels: np.ndarray, seeds: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray | None:

@@ -4,7 +4,9 @@ Per frame: (1) estimate the global displacement of the cells since the previous 
 (``_drift.py``); (2) link previous cells to current ones by the one-to-one assignment with
 the lowest total cost (squared centroid distance in units of the gate, plus an optional
 area-change term), pairs farther apart than the gate never linked; (3) split a current cell
-that established tracks merged into back between them (``_merges.py``); (4) gap closing:
+that established tracks merged into back between them (``_merges.py``; younger tracks
+too, unless one was cut from the other, or they are sisters not separated by a neck);
+(4) gap closing:
 still unlinked cells are matched against tracks lost up to ``max_gap`` frames ago; (5)
 detect divisions: a previous cell replaced by two current cells that lie inside its extent
 and whose areas add up to about its area ends its track, each daughter starting a new one
@@ -30,11 +32,15 @@ from pyama_framework.types import TrackedFrame
 
 from ._confirm import CellFrame, confirm_divisions
 from ._drift import estimate_drift
-from ._divisions import find_divisions
-from ._merges import find_merges, split_pixels
+from ._divisions import EXTENT, _inside, find_divisions
+from ._merges import find_merges, necked, split_pixels
 from .iou_hungarian import _kept_cells, _max_weight_matching
 
 __all__ = ["track_lap", "estimate_drift"]
+
+# A merge holding young tracks is split back only when every piece has about the area its
+# track had in the previous frame (within this factor either way).
+YOUNG_PIECE_RATIO = 2 ** 0.5
 
 
 
@@ -69,34 +75,52 @@ class _Tracks:
     edge: np.ndarray
     last_seen: np.ndarray  # frame index
     born: np.ndarray  # first frame of the track, -1 for tracks of the first frame
+    kin: np.ndarray  # the track a young track came from (mother, or the cell it was cut from), 0: none
 
     @classmethod
     def empty(cls) -> "_Tracks":
         return cls(np.empty(0, np.uint32), np.empty((0, 2)), np.empty(0), np.empty((0, 3)),
-                   np.empty(0, bool), np.empty(0, np.int64), np.empty(0, np.int64))
+                   np.empty(0, bool), np.empty(0, np.int64), np.empty(0, np.int64),
+                   np.empty(0, np.uint32))
 
     def select(self, keep: np.ndarray) -> "_Tracks":
         return _Tracks(self.ids[keep], self.centre[keep], self.area[keep], self.cov[keep],
-                       self.edge[keep], self.last_seen[keep], self.born[keep])
+                       self.edge[keep], self.last_seen[keep], self.born[keep], self.kin[keep])
+
+    def known(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of ``ids`` are tracks held here, and their rows (valid where known)."""
+        if not self.ids.size:
+            return np.zeros(ids.size, dtype=bool), np.zeros(ids.size, dtype=np.int64)
+        order = np.argsort(self.ids)
+        at = order[np.minimum(np.searchsorted(self.ids, ids, sorter=order), self.ids.size - 1)]
+        return self.ids[at] == ids, at
 
     def born_of(self, ids: np.ndarray, t: int) -> np.ndarray:
         """First frame of each of ``ids``: its track's, or ``t`` for a new one."""
         born = np.full(ids.size, -1 if t == 0 else t, dtype=np.int64)
-        if self.ids.size:
-            order = np.argsort(self.ids)
-            at = np.minimum(np.searchsorted(self.ids, ids, sorter=order), self.ids.size - 1)
-            known = self.ids[order[at]] == ids
-            born[known] = self.born[order[at[known]]]
+        known, at = self.known(ids)
+        born[known] = self.born[at[known]]
         return born
 
-    def extended(self, ids: np.ndarray, cells: _Frame, t: int, born: np.ndarray) -> "_Tracks":
+    def kin_of(self, ids: np.ndarray, new_kin: dict[int, int]) -> np.ndarray:
+        """Kin of each of ``ids``: its track's, else ``new_kin``'s entry (0 when none)."""
+        kin = np.zeros(ids.size, dtype=np.uint32)
+        if new_kin:
+            kin[:] = [new_kin.get(i, 0) for i in ids.tolist()]
+        known, at = self.known(ids)
+        kin[known] = self.kin[at[known]]
+        return kin
+
+    def extended(self, ids: np.ndarray, cells: _Frame, t: int, born: np.ndarray,
+                 kin: np.ndarray) -> "_Tracks":
         return _Tracks(np.concatenate([self.ids, ids]),
                        np.concatenate([self.centre, cells.centre]),
                        np.concatenate([self.area, cells.area]),
                        np.concatenate([self.cov, cells.cov]),
                        np.concatenate([self.edge, cells.edge]),
                        np.concatenate([self.last_seen, np.full(cells.n, t)]),
-                       np.concatenate([self.born, born]))
+                       np.concatenate([self.born, born]),
+                       np.concatenate([self.kin, kin]))
 
 
 def track_lap(
@@ -112,6 +136,7 @@ def track_lap(
     division_lookahead: int = 2,
     min_mother_age: int = 2,
     split_merges: bool = True,
+    split_young_merges: bool = True,
 ) -> Iterator[TrackedFrame]:
     """Link per-frame cell labels into tracks by centroid distance and linear assignment.
 
@@ -154,6 +179,12 @@ def track_lap(
         into one cell whose extent holds their predicted centroids and whose area is about
         theirs together (see ``_merges.py``). Keeps both identities through a frame in
         which the segmenter joins touching cells.
+    split_young_merges : bool, optional
+        With ``split_merges``, also split merges holding younger tracks, unless two of them
+        came from one cell (sisters of one split, or a piece and the track it was cut
+        from): a young track, e.g. a cell found again after a miss or a daughter, then
+        keeps its ID through a merge with a neighbour, while a cell cut in two for a frame
+        is still joined again.
 
     Yields
     ------
@@ -172,7 +203,8 @@ def track_lap(
         raise ValueError("division_lookahead and min_mother_age must be >= 0")
     frames = _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight,
                           max_gap, divisions, min_size, max_size,
-                          division_lookahead if split_merges else None)
+                          division_lookahead if split_merges else None,
+                          split_merges and split_young_merges)
     if divisions:
         yield from confirm_divisions(frames, division_lookahead, min_mother_age, max_gap + 1)
     else:
@@ -181,11 +213,12 @@ def track_lap(
 
 
 def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight, max_gap,
-                 divisions, min_size, max_size, merge_age) -> Iterator[CellFrame]:
+                 divisions, min_size, max_size, merge_age, young_merges) -> Iterator[CellFrame]:
     """The tracker proper: per frame, cells with IDs and the proposed divisions.
 
     ``merge_age``: tracks older than this many frames are split back out of a merge (None:
-    merges are not split).
+    merges are not split); ``young_merges``: younger tracks are split back too unless two
+    of a merge's tracks are kin (``_merges.find_merges``).
     """
 
     shape: tuple[int, ...] | None = None
@@ -205,6 +238,8 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
         cur = _measure(labels, min_size, max_size)
         ids = np.zeros(cur.n, dtype=np.uint32)
         parents: dict[int, int] = {}
+        new_kin: dict[int, int] = {}  # daughter -> mother
+        cut_from: dict[int, int] = {}  # new track's cell -> the track whose extent holds it
         recent = tracks.last_seen == t - 1
         if tracks.ids.size and cur.n:
             gate = _gate(tracks.area[recent], max_distance, max_distance_px)
@@ -225,9 +260,18 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
                 born = tracks.born[prev]
                 merges = find_merges(tracks.centre[prev], tracks.area[prev],
                                      (born < 0) | (t - born > merge_age), linked_to,
-                                     cur.centre, cur.area, cur.cov)
+                                     cur.centre, cur.area, cur.cov,
+                                     (tracks.ids[prev], tracks.kin[prev]) if young_merges else None)
                 if merges:
-                    cur, pieces = _split_merges(cur, last, merges, shift, shape)
+                    cur, pieces, whole = _split_merges(cur, last, merges, shift, shape)
+                    # a merge left whole (a cell cut for a frame joined again, or no neck
+                    # between young sisters) that no track was linked to continues the
+                    # largest of its tracks instead of starting a new one
+                    for cell, members in whole if young_merges else ():
+                        if ids[cell] == 0:
+                            k = max(members, key=lambda m: (tracks.area[prev[m]], -m))
+                            ids[cell] = tracks.ids[prev[k]]
+                            linked_to[k] = cell
                     ids = np.concatenate([ids, np.zeros(cur.n - ids.size, np.uint32)])
                     for piece, k in pieces:
                         ids[piece] = tracks.ids[prev[k]]
@@ -263,6 +307,7 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
                     next_id = _new_ids(ids, [d.daughter_a, d.daughter_b], next_id)
                     parents.update({int(ids[d.daughter_a]): int(tracks.ids[mother]),
                                     int(ids[d.daughter_b]): int(tracks.ids[mother])})
+                new_kin.update(parents)
                 if found:
                     # 4. A division releases its mother's linked cell and may take a cell
                     # linked to another track: the previous frame's tracks left without a
@@ -274,25 +319,40 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
                                      tracks.edge[orphan], cur.centre[free], cur.area[free],
                                      cur.edge[free], gate, area_weight)
                         ids[free[c]] = tracks.ids[orphan[p]]
+            # 5. a new track's kin: the previous cell whose extent holds it (it was cut from it)
+            fresh = np.flatnonzero(ids == 0)
+            if young_merges and fresh.size and prev.size:
+                holder = _holder(tracks.centre[prev], tracks.cov[prev], cur.centre[fresh])
+                cut_from = {int(c): int(tracks.ids[prev[h]]) for c, h in zip(fresh, holder) if h >= 0}
             # Continued tracks are replaced by their current cell below, divided ones end.
             born = tracks.born_of(ids, t)  # before the continued tracks' rows are dropped
+            kin = tracks.kin_of(ids, new_kin)
             tracks = tracks.select(~ended & ~np.isin(tracks.ids, ids))
         else:
             born = tracks.born_of(ids, t)
+            kin = tracks.kin_of(ids, new_kin)
         tracks = tracks.select(tracks.last_seen >= t - max_gap)
-        next_id = _new_ids(ids, np.flatnonzero(ids == 0), next_id)
-        tracks = tracks.extended(ids, cur, t, born)
+        fresh = np.flatnonzero(ids == 0)
+        next_id = _new_ids(ids, fresh, next_id)
+        if cut_from:
+            kin[fresh] = [cut_from.get(int(c), 0) for c in fresh]
+        tracks = tracks.extended(ids, cur, t, born, kin)
         last = cur
         yield CellFrame(shape, cur.pixels, cur.label, ids, cur.area, parents)
 
 
-def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int]]],
-                  shift: np.ndarray, shape: tuple[int, ...]) -> tuple[_Frame, list[tuple[int, int]]]:
+def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int], bool, bool | None]],
+                  shift: np.ndarray, shape: tuple[int, ...]
+                  ) -> tuple[_Frame, list[tuple[int, int]], list[tuple[int, list[int]]]]:
     """Split each merged cell of ``cur`` between the previous frame's cells it holds.
 
-    ``merges`` are (current cell, previous cells) as :func:`find_merges` gives them. Returns
-    the new frame (the first previous cell keeps the merged cell's index, the others get new
-    indices after the existing cells) and the (current cell, previous cell) pairs made.
+    ``merges`` are (current cell, previous cells, young, sisters) as :func:`find_merges`
+    gives them. A merge holding young tracks is split only when each piece is about its
+    track's previous area (within ``YOUNG_PIECE_RATIO``), one of young sisters only at a
+    neck (:func:`necked`), one holding a piece and the track it was cut from (``sisters``
+    None) never. Returns the new frame (the first previous cell keeps the merged cell's
+    index, the others get new indices after the existing cells), the (current cell,
+    previous cell) pairs made, and the (current cell, previous cells) left whole.
     """
     h, w = shape
     dy, dx = np.rint(shift).astype(np.int64)
@@ -301,8 +361,11 @@ def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int]]]
     cur_order = np.argsort(cur.label, kind="stable")
     cur_start = np.concatenate([[0], np.cumsum(np.bincount(cur.label, minlength=cur.n))])
     label = cur.label.copy()
-    pieces, touched, n = [], [], cur.n
-    for cell, members in merges:
+    pieces, touched, n, whole = [], [], cur.n, []
+    for cell, members, young, sisters in merges:
+        if sisters is None:
+            whole.append((cell, members))
+            continue
         seeds = []
         for k in members:  # the previous mask, moved by the frame's drift
             rows, cols = np.divmod(last.pixels[order[start[k]:start[k + 1]]], w)
@@ -312,6 +375,15 @@ def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int]]]
         where = cur_order[cur_start[cell]:cur_start[cell + 1]]
         nearest = split_pixels(cur.pixels[where], seeds, (h, w))
         if nearest is None:
+            whole.append((cell, members))
+            continue
+        if young:
+            ratio = np.bincount(nearest, minlength=len(members)) / last.area[members]
+            if np.abs(np.log(ratio)).max() > np.log(YOUNG_PIECE_RATIO):
+                whole.append((cell, members))
+                continue
+        if sisters and not necked(cur.pixels[where], nearest, (h, w)):
+            whole.append((cell, members))
             continue
         index = np.array([cell, *range(n, n + len(members) - 1)])
         label[where] = index[nearest]
@@ -319,7 +391,7 @@ def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int]]]
         pieces += list(zip(index.tolist(), members))
         touched.append(index)
     if not pieces:
-        return cur, []
+        return cur, [], whole
     touched = np.concatenate(touched)
     centre = np.concatenate([cur.centre, np.zeros((n - cur.n, 2))])
     area = np.concatenate([cur.area, np.zeros(n - cur.n)])
@@ -330,7 +402,24 @@ def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int]]]
     on = local[label] >= 0
     m = _measure_pixels(cur.pixels[on], local[label[on]], touched.size, shape)
     centre[touched], area[touched], cov[touched], edge[touched] = m
-    return _Frame(centre, area, cov, edge, cur.pixels, label), pieces
+    return _Frame(centre, area, cov, edge, cur.pixels, label), pieces, whole
+
+
+def _holder(centre: np.ndarray, cov: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """For each point, the nearest of the cells (``centre``, ``cov``) whose extent holds
+    it (Mahalanobis distance <= EXTENT under its moments), -1 when none."""
+    var_major = 0.5 * (cov[:, 0] + cov[:, 1]) + np.sqrt(
+        0.25 * (cov[:, 0] - cov[:, 1]) ** 2 + cov[:, 2] ** 2)
+    reach = float((EXTENT * np.sqrt(np.maximum(var_major, 0) + 0.25)).max())
+    out = np.full(points.shape[0], -1, dtype=np.int64)
+    for i, near in enumerate(cKDTree(centre).query_ball_point(points, reach)):
+        if near:
+            near = np.asarray(near, dtype=np.int64)
+            offset = points[i] - centre[near]
+            inside = _inside(offset, cov[near])
+            if inside.any():
+                out[i] = near[inside][np.argmin(np.hypot(*offset[inside].T))]
+    return out
 
 
 def _new_ids(ids: np.ndarray, where, next_id: int) -> int:
