@@ -101,6 +101,12 @@ class LapParams(TrackerParams):
                     "a cell found again after a miss) unless two of them came from one cell "
                     "(sisters of one split, or a piece and the track it was cut from).",
     )
+    extent_links: bool = Field(
+        True,
+        description="Link a track left without a cell to a free cell inside its extent whose "
+                    "area changed too much for the gate (the segmenter found only part of the "
+                    "cell, or the cell with a piece of a neighbour).",
+    )
 
 
 @hookimpl
