@@ -107,6 +107,12 @@ class LapParams(TrackerParams):
                     "area changed too much for the gate (the segmenter found only part of the "
                     "cell, or the cell with a piece of a neighbour).",
     )
+    split_daughters: bool = Field(
+        True,
+        description="A daughter that is itself split again within the division lookahead "
+                    "still counts as present when her division is confirmed (a rod cut a "
+                    "frame before it divides, one piece cut again as the daughters part).",
+    )
 
 
 @hookimpl

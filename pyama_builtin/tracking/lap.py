@@ -141,6 +141,7 @@ def track_lap(
     split_merges: bool = True,
     split_young_merges: bool = True,
     extent_links: bool = True,
+    split_daughters: bool = True,
 ) -> Iterator[TrackedFrame]:
     """Link per-frame cell labels into tracks by centroid distance and linear assignment.
 
@@ -189,6 +190,17 @@ def track_lap(
         from): a young track, e.g. a cell found again after a miss or a daughter, then
         keeps its ID through a merge with a neighbour, while a cell cut in two for a frame
         is still joined again.
+    extent_links : bool, optional
+        A track of the previous frame left without a cell after all other steps takes a
+        free cell whose centroid lies inside its extent (Mahalanobis distance <= 2.5 under
+        its moments) and whose area is within ``EXTENT_LINK_RATIO`` (2.5) of its own: the
+        segmenter found only part of the cell, or the cell with a piece of a neighbour, and
+        the centroid and area moved too far for the gate.
+    split_daughters : bool, optional
+        A daughter that is the mother of a division proposed within the lookahead still
+        counts as present when her own division is confirmed: a rod cut a frame before
+        it divides (its cut proposed as the division) whose piece is cut again as the
+        daughters part keeps its division.
 
     Yields
     ------
@@ -210,7 +222,8 @@ def track_lap(
                           division_lookahead if split_merges else None,
                           split_merges and split_young_merges, extent_links)
     if divisions:
-        yield from confirm_divisions(frames, division_lookahead, min_mother_age, max_gap + 1)
+        yield from confirm_divisions(frames, division_lookahead, min_mother_age, max_gap + 1,
+                                     split_daughters)
     else:
         for frame in frames:
             yield frame.render()
