@@ -43,7 +43,7 @@ __all__ = ["track_lap", "estimate_drift"]
 YOUNG_PIECE_RATIO = 2 ** 0.5
 # A track left unlinked takes a free cell inside its extent whose area is within this factor
 # of its own (``extent_links``): a cell found in part, or with a piece of a neighbour.
-EXTENT_LINK_RATIO = 2.5
+EXTENT_LINK_RATIO = 3.0
 
 
 
@@ -193,7 +193,7 @@ def track_lap(
     extent_links : bool, optional
         A track of the previous frame left without a cell after all other steps takes a
         free cell whose centroid lies inside its extent (Mahalanobis distance <= 2.5 under
-        its moments) and whose area is within ``EXTENT_LINK_RATIO`` (2.5) of its own: the
+        its moments) and whose area is within ``EXTENT_LINK_RATIO`` (3) of its own: the
         segmenter found only part of the cell, or the cell with a piece of a neighbour, and
         the centroid and area moved too far for the gate.
     split_daughters : bool, optional
