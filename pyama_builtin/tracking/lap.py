@@ -13,7 +13,8 @@ and whose areas add up to about its area ends its track, each daughter starting 
 with it as parent (confirmed by the next frames, ``_confirm.py``); a daughter may be a cell
 that step (2) linked at half its size to another track (in a burst of divisions links cross
 to neighbours' daughters); (6) tracks that a division left without a cell are linked again
-to the cells still free.
+to the cells still free; (7) a track still without a cell takes a free cell inside its
+extent whose area changed too much for the gate (``extent_links``: the cell found in part).
 
 laptrack and TrackMate's LAP tracker are the references; unlike them this tracker streams
 (it links frame by frame and never sees the future), so it holds one row of state per
