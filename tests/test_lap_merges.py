@@ -96,8 +96,12 @@ def test_a_long_cell_cut_for_a_frame_keeps_its_id_when_whole_again():
     labels, parents = run(track_lap, [ellipses(SHAPE, c) for c in scenes])
     assert not any(parents)
     assert len({int(lab[40, 70]) for t, lab in enumerate(labels) if t != 3}) == 1
-    labels, _ = run(track_lap, [ellipses(SHAPE, c) for c in scenes], split_young_merges=False)
+    # (``extent_links`` alone also keeps it: the whole rod lies inside a half's extent.)
+    labels, _ = run(track_lap, [ellipses(SHAPE, c) for c in scenes], split_young_merges=False,
+                    extent_links=False)
     assert len({int(lab[40, 70]) for t, lab in enumerate(labels) if t != 3}) == 2
+    labels, _ = run(track_lap, [ellipses(SHAPE, c) for c in scenes], split_young_merges=False)
+    assert len({int(lab[40, 70]) for t, lab in enumerate(labels) if t != 3}) == 1
 
 
 def test_a_young_track_is_not_given_a_sliver_of_a_merge():

@@ -101,6 +101,18 @@ class LapParams(TrackerParams):
                     "a cell found again after a miss) unless two of them came from one cell "
                     "(sisters of one split, or a piece and the track it was cut from).",
     )
+    extent_links: bool = Field(
+        True,
+        description="Link a track left without a cell to a free cell inside its extent whose "
+                    "area changed too much for the gate (the segmenter found only part of the "
+                    "cell, or the cell with a piece of a neighbour).",
+    )
+    split_daughters: bool = Field(
+        True,
+        description="A daughter that is itself split again within the division lookahead "
+                    "still counts as present when her division is confirmed (a rod cut a "
+                    "frame before it divides, one piece cut again as the daughters part).",
+    )
 
 
 @hookimpl

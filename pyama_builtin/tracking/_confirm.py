@@ -60,7 +60,7 @@ class CellFrame:
 
 
 def confirm_divisions(frames: Iterable[CellFrame], lookahead: int, min_mother_age: int,
-                      horizon: int) -> Iterator[TrackedFrame]:
+                      horizon: int, split_daughters: bool = False) -> Iterator[TrackedFrame]:
     """Render a tracker's frames, keeping only the divisions that the next frames confirm.
 
     Parameters
@@ -75,6 +75,11 @@ def confirm_divisions(frames: Iterable[CellFrame], lookahead: int, min_mother_ag
     horizon : int
         Frames after which an ID that was not seen cannot come back (the tracker's gap
         closing): renamings and ages of older IDs are forgotten, so memory stays bounded.
+    split_daughters : bool, optional
+        A daughter that is the mother of a division proposed in a later frame of the
+        lookahead counts as present there (a rod cut a frame before it divides: the cut is
+        proposed as a division, and one piece is cut again when the daughters part). That
+        later division is confirmed or rejected on its own.
 
     Yields
     ------
@@ -98,7 +103,7 @@ def confirm_divisions(frames: Iterable[CellFrame], lookahead: int, min_mother_ag
         _note_ages(frame.ids, t, born, last)
         held.append(frame)
         if len(held) > lookahead:
-            _resolve(held, t - lookahead, min_mother_age, renamed, born)
+            _resolve(held, t - lookahead, min_mother_age, renamed, born, split_daughters)
             yield held.popleft().render()
         if t % 16 == 0:  # forget IDs that can no longer come back
             for old in [i for i, s in last.items() if s < t - horizon - lookahead]:
@@ -107,7 +112,7 @@ def confirm_divisions(frames: Iterable[CellFrame], lookahead: int, min_mother_ag
                 renamed.pop(old, None)
     start = t - len(held) + 1
     while held:
-        _resolve(held, start, min_mother_age, renamed, born)
+        _resolve(held, start, min_mother_age, renamed, born, split_daughters)
         start += 1
         yield held.popleft().render()
 
@@ -120,12 +125,13 @@ def _note_ages(ids: np.ndarray, t: int, born: dict[int, int], last: dict[int, in
 
 
 def _resolve(held: deque[CellFrame], t: int, min_mother_age: int, renamed: dict[int, int],
-             born: dict[int, int]) -> None:
+             born: dict[int, int], split_daughters: bool = False) -> None:
     """Confirm or reject the divisions proposed in ``held[0]`` (frame ``t``) using the rest."""
     frame = held[0]
     if not frame.parents:
         return
-    later = [set(f.ids.tolist()) for f in list(held)[1:]]
+    later = [set(f.ids.tolist()) | (set(f.parents.values()) if split_daughters else set())
+             for f in list(held)[1:]]
     by_mother: dict[int, list[int]] = {}
     for daughter, mother in frame.parents.items():
         by_mother.setdefault(mother, []).append(daughter)

@@ -173,13 +173,18 @@ def _halves_misfit(halves: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.n
 def _inside(offset: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """Whether ``offset[i]`` from a centroid lies within EXTENT Mahalanobis units of
     moments ``cov[i]`` (var_y, var_x, cov_yx)."""
+    return _mahalanobis2(offset, cov) <= EXTENT * EXTENT
+
+
+def _mahalanobis2(offset: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distance of ``offset[i]`` under moments ``cov[i]`` (var_y, var_x,
+    cov_yx)."""
     vy, vx, vyx = cov[:, 0], cov[:, 1], cov[:, 2]
     # Regularise: a 1-px-wide cell still has an extent of ~1 px across.
     vy, vx = vy + 0.25, vx + 0.25
     det = vy * vx - vyx * vyx
     dy, dx = offset[:, 0], offset[:, 1]
-    d2 = (vx * dy * dy - 2 * vyx * dy * dx + vy * dx * dx) / det
-    return d2 <= EXTENT * EXTENT
+    return (vx * dy * dy - 2 * vyx * dy * dx + vy * dx * dx) / det
 
 
 def _greedy(candidates: list[tuple[float, int, int, int]]) -> list[Division]:

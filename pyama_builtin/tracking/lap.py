@@ -13,7 +13,8 @@ and whose areas add up to about its area ends its track, each daughter starting 
 with it as parent (confirmed by the next frames, ``_confirm.py``); a daughter may be a cell
 that step (2) linked at half its size to another track (in a burst of divisions links cross
 to neighbours' daughters); (6) tracks that a division left without a cell are linked again
-to the cells still free.
+to the cells still free; (7) a track still without a cell takes a free cell inside its
+extent whose area changed too much for the gate (``extent_links``: the cell found in part).
 
 laptrack and TrackMate's LAP tracker are the references; unlike them this tracker streams
 (it links frame by frame and never sees the future), so it holds one row of state per
@@ -32,7 +33,7 @@ from pyama_framework.types import TrackedFrame
 
 from ._confirm import CellFrame, confirm_divisions
 from ._drift import estimate_drift
-from ._divisions import EXTENT, _inside, find_divisions
+from ._divisions import EXTENT, _inside, _mahalanobis2, find_divisions
 from ._merges import find_merges, necked, split_pixels
 from .iou_hungarian import _kept_cells, _max_weight_matching
 
@@ -41,6 +42,9 @@ __all__ = ["track_lap", "estimate_drift"]
 # A merge holding young tracks is split back only when every piece has about the area its
 # track had in the previous frame (within this factor either way).
 YOUNG_PIECE_RATIO = 2 ** 0.5
+# A track left unlinked takes a free cell inside its extent whose area is within this factor
+# of its own (``extent_links``): a cell found in part, or with a piece of a neighbour.
+EXTENT_LINK_RATIO = 3.0
 
 
 
@@ -137,6 +141,8 @@ def track_lap(
     min_mother_age: int = 2,
     split_merges: bool = True,
     split_young_merges: bool = True,
+    extent_links: bool = True,
+    split_daughters: bool = True,
 ) -> Iterator[TrackedFrame]:
     """Link per-frame cell labels into tracks by centroid distance and linear assignment.
 
@@ -185,6 +191,17 @@ def track_lap(
         from): a young track, e.g. a cell found again after a miss or a daughter, then
         keeps its ID through a merge with a neighbour, while a cell cut in two for a frame
         is still joined again.
+    extent_links : bool, optional
+        A track of the previous frame left without a cell after all other steps takes a
+        free cell whose centroid lies inside its extent (Mahalanobis distance <= 2.5 under
+        its moments) and whose area is within ``EXTENT_LINK_RATIO`` (3) of its own: the
+        segmenter found only part of the cell, or the cell with a piece of a neighbour, and
+        the centroid and area moved too far for the gate.
+    split_daughters : bool, optional
+        A daughter that is the mother of a division proposed within the lookahead still
+        counts as present when her own division is confirmed: a rod cut a frame before
+        it divides (its cut proposed as the division) whose piece is cut again as the
+        daughters part keeps its division.
 
     Yields
     ------
@@ -204,16 +221,18 @@ def track_lap(
     frames = _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight,
                           max_gap, divisions, min_size, max_size,
                           division_lookahead if split_merges else None,
-                          split_merges and split_young_merges)
+                          split_merges and split_young_merges, extent_links)
     if divisions:
-        yield from confirm_divisions(frames, division_lookahead, min_mother_age, max_gap + 1)
+        yield from confirm_divisions(frames, division_lookahead, min_mother_age, max_gap + 1,
+                                     split_daughters)
     else:
         for frame in frames:
             yield frame.render()
 
 
 def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight, max_gap,
-                 divisions, min_size, max_size, merge_age, young_merges) -> Iterator[CellFrame]:
+                 divisions, min_size, max_size, merge_age, young_merges,
+                 extent_links=False) -> Iterator[CellFrame]:
     """The tracker proper: per frame, cells with IDs and the proposed divisions.
 
     ``merge_age``: tracks older than this many frames are split back out of a merge (None:
@@ -319,7 +338,16 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
                                      tracks.edge[orphan], cur.centre[free], cur.area[free],
                                      cur.edge[free], gate, area_weight)
                         ids[free[c]] = tracks.ids[orphan[p]]
-            # 5. a new track's kin: the previous cell whose extent holds it (it was cut from it)
+            # 5. a track left without a cell takes a free cell inside its extent whose area
+            # changed too much for the gate (a part of it found, or it with a neighbour's part)
+            if extent_links and prev.size:
+                lost = prev[~ended[prev] & ~np.isin(tracks.ids[prev], ids)]
+                free = np.flatnonzero(ids == 0)
+                if lost.size and free.size:
+                    p, c = _extent_link(tracks.centre[lost], tracks.area[lost], tracks.cov[lost],
+                                        cur.centre[free], cur.area[free])
+                    ids[free[c]] = tracks.ids[lost[p]]
+            # 6. a new track's kin: the previous cell whose extent holds it (it was cut from it)
             fresh = np.flatnonzero(ids == 0)
             if young_merges and fresh.size and prev.size:
                 holder = _holder(tracks.centre[prev], tracks.cov[prev], cur.centre[fresh])
@@ -403,6 +431,30 @@ def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int], 
     m = _measure_pixels(cur.pixels[on], local[label[on]], touched.size, shape)
     centre[touched], area[touched], cov[touched], edge[touched] = m
     return _Frame(centre, area, cov, edge, cur.pixels, label), pieces, whole
+
+
+def _extent_link(centre: np.ndarray, area: np.ndarray, cov: np.ndarray, cur_c: np.ndarray,
+                 cur_a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one links between tracks (``centre`` predicted now, ``area``, moments ``cov``)
+    and cells (``cur_c``, ``cur_a``) lying inside their extent (Mahalanobis distance <=
+    EXTENT under the track's moments) at an area within ``EXTENT_LINK_RATIO`` of the
+    track's; the assignment maximises the total saving ``2 - (d / EXTENT)**2 - (ln ratio /
+    ln EXTENT_LINK_RATIO)**2`` (both terms at most 1)."""
+    if not centre.size or not cur_c.size:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    var_major = 0.5 * (cov[:, 0] + cov[:, 1]) + np.sqrt(
+        0.25 * (cov[:, 0] - cov[:, 1]) ** 2 + cov[:, 2] ** 2)
+    reach = EXTENT * np.sqrt(np.maximum(var_major, 0) + 0.25)
+    hits = cKDTree(cur_c).query_ball_point(centre, float(reach.max()))
+    p = np.repeat(np.arange(centre.shape[0]), [len(h) for h in hits])
+    if not p.size:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    c = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits])
+    d2 = _mahalanobis2(cur_c[c] - centre[p], cov[p]) / EXTENT ** 2
+    ratio = np.abs(np.log(cur_a[c] / area[p])) / np.log(EXTENT_LINK_RATIO)
+    keep = (d2 <= 1.0) & (ratio <= 1.0)
+    p, c = p[keep], c[keep]
+    return _max_weight_matching(p, c, 2.0 - d2[keep] - ratio[keep] ** 2 + 1e-9)
 
 
 def _holder(centre: np.ndarray, cov: np.ndarray, points: np.ndarray) -> np.ndarray:
