@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyama_builtin.tracking import LapParams
-from pyama_builtin.tracking import lap
+from pyama_builtin.tracking import _merges
 from pyama_builtin.tracking.lap import track_lap
 from test_tracking_lap import ellipses, ids_at, run
 
@@ -114,10 +114,10 @@ def test_a_young_track_is_not_given_a_sliver_of_a_merge():
     labels, _ = run(track_lap, frames)
     a, b = ids_at(labels[3], POINTS)
     assert set(np.unique(labels[4])) == {0, a}
-    sliver = lap.YOUNG_PIECE_RATIO
+    sliver = _merges.YOUNG_PIECE_RATIO
     try:
-        lap.YOUNG_PIECE_RATIO = 1e9  # without the area check B takes its sliver
+        _merges.YOUNG_PIECE_RATIO = 1e9  # without the area check B takes its sliver
         labels, _ = run(track_lap, frames)
         assert set(np.unique(labels[4])) == {0, a, b}
     finally:
-        lap.YOUNG_PIECE_RATIO = sliver
+        _merges.YOUNG_PIECE_RATIO = sliver

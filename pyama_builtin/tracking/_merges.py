@@ -34,6 +34,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
+from ._cells import _Frame, _measure_pixels
 from ._divisions import AREA_SUM_RANGE, EXTENT, _inside
 
 __all__ = ["find_merges", "necked", "split_pixels"]
@@ -182,3 +183,72 @@ def split_pixels(pixels: np.ndarray, seeds: list[np.ndarray], shape: tuple[int, 
     if np.bincount(nearest, minlength=len(seeds)).min() == 0:
         return None
     return nearest
+
+
+# A merge holding young tracks is split back only when every piece has about the area its
+# track had in the previous frame (within this factor either way).
+YOUNG_PIECE_RATIO = 2 ** 0.5
+
+
+def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int], bool, bool | None]],
+                  shift: np.ndarray, shape: tuple[int, ...]
+                  ) -> tuple[_Frame, list[tuple[int, int]], list[tuple[int, list[int]]]]:
+    """Split each merged cell of ``cur`` between the previous frame's cells it holds.
+
+    ``merges`` are (current cell, previous cells, young, sisters) as :func:`find_merges`
+    gives them. A merge holding young tracks is split only when each piece is about its
+    track's previous area (within ``YOUNG_PIECE_RATIO``), one of young sisters only at a
+    neck (:func:`necked`), one holding a piece and the track it was cut from (``sisters``
+    None) never. Returns the new frame (the first previous cell keeps the merged cell's
+    index, the others get new indices after the existing cells), the (current cell,
+    previous cell) pairs made, and the (current cell, previous cells) left whole.
+    """
+    h, w = shape
+    dy, dx = np.rint(shift).astype(np.int64)
+    order = np.argsort(last.label, kind="stable")
+    start = np.concatenate([[0], np.cumsum(np.bincount(last.label, minlength=last.n))])
+    cur_order = np.argsort(cur.label, kind="stable")
+    cur_start = np.concatenate([[0], np.cumsum(np.bincount(cur.label, minlength=cur.n))])
+    label = cur.label.copy()
+    pieces, touched, n, whole = [], [], cur.n, []
+    for cell, members, young, sisters in merges:
+        if sisters is None:
+            whole.append((cell, members))
+            continue
+        seeds = []
+        for k in members:  # the previous mask, moved by the frame's drift
+            rows, cols = np.divmod(last.pixels[order[start[k]:start[k + 1]]], w)
+            rows, cols = rows + dy, cols + dx
+            ok = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+            seeds.append(rows[ok] * w + cols[ok])
+        where = cur_order[cur_start[cell]:cur_start[cell + 1]]
+        nearest = split_pixels(cur.pixels[where], seeds, (h, w))
+        if nearest is None:
+            whole.append((cell, members))
+            continue
+        if young:
+            ratio = np.bincount(nearest, minlength=len(members)) / last.area[members]
+            if np.abs(np.log(ratio)).max() > np.log(YOUNG_PIECE_RATIO):
+                whole.append((cell, members))
+                continue
+        if sisters and not necked(cur.pixels[where], nearest, (h, w)):
+            whole.append((cell, members))
+            continue
+        index = np.array([cell, *range(n, n + len(members) - 1)])
+        label[where] = index[nearest]
+        n += len(members) - 1
+        pieces += list(zip(index.tolist(), members))
+        touched.append(index)
+    if not pieces:
+        return cur, [], whole
+    touched = np.concatenate(touched)
+    centre = np.concatenate([cur.centre, np.zeros((n - cur.n, 2))])
+    area = np.concatenate([cur.area, np.zeros(n - cur.n)])
+    cov = np.concatenate([cur.cov, np.zeros((n - cur.n, 3))])
+    edge = np.concatenate([cur.edge, np.zeros(n - cur.n, bool)])
+    local = np.full(n, -1)
+    local[touched] = np.arange(touched.size)
+    on = local[label] >= 0
+    m = _measure_pixels(cur.pixels[on], local[label[on]], touched.size, shape)
+    centre[touched], area[touched], cov[touched], edge[touched] = m
+    return _Frame(centre, area, cov, edge, cur.pixels, label), pieces, whole

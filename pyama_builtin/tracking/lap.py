@@ -33,35 +33,14 @@ from pyama_framework.types import TrackedFrame
 
 from ._confirm import CellFrame, confirm_divisions
 from ._drift import estimate_drift
-from ._divisions import EXTENT, _inside, _mahalanobis2, find_divisions
-from ._merges import find_merges, necked, split_pixels
-from .iou_hungarian import _kept_cells, _max_weight_matching
+from ._cells import _extent_link, _Frame, _holder, _measure
+from ._divisions import find_divisions
+from ._merges import _split_merges, find_merges
+from .iou_hungarian import _max_weight_matching
 
 __all__ = ["track_lap", "estimate_drift"]
 
-# A merge holding young tracks is split back only when every piece has about the area its
-# track had in the previous frame (within this factor either way).
-YOUNG_PIECE_RATIO = 2 ** 0.5
-# A track left unlinked takes a free cell inside its extent whose area is within this factor
-# of its own (``extent_links``): a cell found in part, or with a piece of a neighbour.
-EXTENT_LINK_RATIO = 3.0
 
-
-
-@dataclass
-class _Frame:
-    """Per-cell measurements of one frame (cells numbered 0..n-1)."""
-
-    centre: np.ndarray  # (n, 2) float64 (y, x)
-    area: np.ndarray  # (n,) float64
-    cov: np.ndarray  # (n, 3) float64: var_y, var_x, cov_yx
-    edge: np.ndarray  # (n,) bool: touches the frame border (visible area is not its area)
-    pixels: np.ndarray
-    label: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return self.area.size
 
 
 @dataclass
@@ -369,141 +348,12 @@ def _link_frames(label_frames, max_distance, max_distance_px, drift, area_weight
         yield CellFrame(shape, cur.pixels, cur.label, ids, cur.area, parents)
 
 
-def _split_merges(cur: _Frame, last: _Frame, merges: list[tuple[int, list[int], bool, bool | None]],
-                  shift: np.ndarray, shape: tuple[int, ...]
-                  ) -> tuple[_Frame, list[tuple[int, int]], list[tuple[int, list[int]]]]:
-    """Split each merged cell of ``cur`` between the previous frame's cells it holds.
-
-    ``merges`` are (current cell, previous cells, young, sisters) as :func:`find_merges`
-    gives them. A merge holding young tracks is split only when each piece is about its
-    track's previous area (within ``YOUNG_PIECE_RATIO``), one of young sisters only at a
-    neck (:func:`necked`), one holding a piece and the track it was cut from (``sisters``
-    None) never. Returns the new frame (the first previous cell keeps the merged cell's
-    index, the others get new indices after the existing cells), the (current cell,
-    previous cell) pairs made, and the (current cell, previous cells) left whole.
-    """
-    h, w = shape
-    dy, dx = np.rint(shift).astype(np.int64)
-    order = np.argsort(last.label, kind="stable")
-    start = np.concatenate([[0], np.cumsum(np.bincount(last.label, minlength=last.n))])
-    cur_order = np.argsort(cur.label, kind="stable")
-    cur_start = np.concatenate([[0], np.cumsum(np.bincount(cur.label, minlength=cur.n))])
-    label = cur.label.copy()
-    pieces, touched, n, whole = [], [], cur.n, []
-    for cell, members, young, sisters in merges:
-        if sisters is None:
-            whole.append((cell, members))
-            continue
-        seeds = []
-        for k in members:  # the previous mask, moved by the frame's drift
-            rows, cols = np.divmod(last.pixels[order[start[k]:start[k + 1]]], w)
-            rows, cols = rows + dy, cols + dx
-            ok = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-            seeds.append(rows[ok] * w + cols[ok])
-        where = cur_order[cur_start[cell]:cur_start[cell + 1]]
-        nearest = split_pixels(cur.pixels[where], seeds, (h, w))
-        if nearest is None:
-            whole.append((cell, members))
-            continue
-        if young:
-            ratio = np.bincount(nearest, minlength=len(members)) / last.area[members]
-            if np.abs(np.log(ratio)).max() > np.log(YOUNG_PIECE_RATIO):
-                whole.append((cell, members))
-                continue
-        if sisters and not necked(cur.pixels[where], nearest, (h, w)):
-            whole.append((cell, members))
-            continue
-        index = np.array([cell, *range(n, n + len(members) - 1)])
-        label[where] = index[nearest]
-        n += len(members) - 1
-        pieces += list(zip(index.tolist(), members))
-        touched.append(index)
-    if not pieces:
-        return cur, [], whole
-    touched = np.concatenate(touched)
-    centre = np.concatenate([cur.centre, np.zeros((n - cur.n, 2))])
-    area = np.concatenate([cur.area, np.zeros(n - cur.n)])
-    cov = np.concatenate([cur.cov, np.zeros((n - cur.n, 3))])
-    edge = np.concatenate([cur.edge, np.zeros(n - cur.n, bool)])
-    local = np.full(n, -1)
-    local[touched] = np.arange(touched.size)
-    on = local[label] >= 0
-    m = _measure_pixels(cur.pixels[on], local[label[on]], touched.size, shape)
-    centre[touched], area[touched], cov[touched], edge[touched] = m
-    return _Frame(centre, area, cov, edge, cur.pixels, label), pieces, whole
-
-
-def _extent_link(centre: np.ndarray, area: np.ndarray, cov: np.ndarray, cur_c: np.ndarray,
-                 cur_a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One-to-one links between tracks (``centre`` predicted now, ``area``, moments ``cov``)
-    and cells (``cur_c``, ``cur_a``) lying inside their extent (Mahalanobis distance <=
-    EXTENT under the track's moments) at an area within ``EXTENT_LINK_RATIO`` of the
-    track's; the assignment maximises the total saving ``2 - (d / EXTENT)**2 - (ln ratio /
-    ln EXTENT_LINK_RATIO)**2`` (both terms at most 1)."""
-    if not centre.size or not cur_c.size:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    var_major = 0.5 * (cov[:, 0] + cov[:, 1]) + np.sqrt(
-        0.25 * (cov[:, 0] - cov[:, 1]) ** 2 + cov[:, 2] ** 2)
-    reach = EXTENT * np.sqrt(np.maximum(var_major, 0) + 0.25)
-    hits = cKDTree(cur_c).query_ball_point(centre, float(reach.max()))
-    p = np.repeat(np.arange(centre.shape[0]), [len(h) for h in hits])
-    if not p.size:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    c = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits])
-    d2 = _mahalanobis2(cur_c[c] - centre[p], cov[p]) / EXTENT ** 2
-    ratio = np.abs(np.log(cur_a[c] / area[p])) / np.log(EXTENT_LINK_RATIO)
-    keep = (d2 <= 1.0) & (ratio <= 1.0)
-    p, c = p[keep], c[keep]
-    return _max_weight_matching(p, c, 2.0 - d2[keep] - ratio[keep] ** 2 + 1e-9)
-
-
-def _holder(centre: np.ndarray, cov: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """For each point, the nearest of the cells (``centre``, ``cov``) whose extent holds
-    it (Mahalanobis distance <= EXTENT under its moments), -1 when none."""
-    var_major = 0.5 * (cov[:, 0] + cov[:, 1]) + np.sqrt(
-        0.25 * (cov[:, 0] - cov[:, 1]) ** 2 + cov[:, 2] ** 2)
-    reach = float((EXTENT * np.sqrt(np.maximum(var_major, 0) + 0.25)).max())
-    out = np.full(points.shape[0], -1, dtype=np.int64)
-    for i, near in enumerate(cKDTree(centre).query_ball_point(points, reach)):
-        if near:
-            near = np.asarray(near, dtype=np.int64)
-            offset = points[i] - centre[near]
-            inside = _inside(offset, cov[near])
-            if inside.any():
-                out[i] = near[inside][np.argmin(np.hypot(*offset[inside].T))]
-    return out
-
-
 def _new_ids(ids: np.ndarray, where, next_id: int) -> int:
     where = np.asarray(where, dtype=np.int64)
     if next_id + where.size > 2**32:
         raise OverflowError("more than 2**32 - 1 tracks")
     ids[where] = np.arange(next_id, next_id + where.size, dtype=np.uint32)
     return next_id + where.size
-
-
-def _measure(labels: np.ndarray, min_size: int, max_size: int | None) -> _Frame:
-    """Centroid, area and second central moments of the kept cells of ``labels``."""
-    cells = _kept_cells(labels, min_size, max_size, with_bbox=False)
-    centre, area, cov, edge = _measure_pixels(cells.pixels, cells.label, cells.n, labels.shape)
-    return _Frame(centre, area, cov, edge, cells.pixels, cells.label)
-
-
-def _measure_pixels(pixels: np.ndarray, label: np.ndarray, n: int, shape: tuple[int, ...]):
-    """Centroid, area, second central moments and border contact of cells 0..n-1 given by
-    their flat pixel indices and each pixel's cell."""
-    rows, cols = np.divmod(pixels, shape[1])
-    rows, cols = rows.astype(np.float64), cols.astype(np.float64)
-    area = np.bincount(label, minlength=n).astype(np.float64)
-    sy, sx = (np.bincount(label, v, minlength=n) for v in (rows, cols))
-    syy, sxx, syx = (np.bincount(label, v, minlength=n)
-                     for v in (rows * rows, cols * cols, rows * cols))
-    cy, cx = sy / np.maximum(area, 1), sx / np.maximum(area, 1)
-    cov = np.stack([syy / area - cy * cy, sxx / area - cx * cx, syx / area - cy * cx], axis=1)
-    h, w = shape
-    border = (rows == 0) | (rows == h - 1) | (cols == 0) | (cols == w - 1)
-    edge = np.bincount(label[border], minlength=n) > 0
-    return np.stack([cy, cx], axis=1).reshape(n, 2), area, cov.reshape(n, 3), edge
 
 
 def _gate(area: np.ndarray, max_distance: float, max_distance_px: float | None) -> float:
