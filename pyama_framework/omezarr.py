@@ -72,21 +72,23 @@ def _levels(group: Path) -> list[int]:
     return levels
 
 
-def _set_attrs(path: Path, attrs: dict[str, Any]) -> None:
+def _set_attrs(path: Any, attrs: dict[str, Any]) -> None:
     import zarr
 
-    group = zarr.open_group(path, mode="a", zarr_format=3)
+    from .location import zarr_store
+
+    group = zarr.open_group(zarr_store(path), mode="a", zarr_format=3)
     group.update_attributes(attrs)
 
 
-def write_fov_ome(images: Path, pixel_size_um: float | None, times_min: np.ndarray,
+def write_fov_ome(images: Any, pixel_size_um: float | None, times_min: np.ndarray,
                   extra: dict[str, Any] | None = None) -> list[str]:
-    """Write NGFF metadata on every stack group of ``images`` (a FOV's images.zarr) and the
-    FOV facts ``extra`` into the root's ``pyama`` attribute; return the images described."""
+    """Write NGFF metadata on every stack group of ``images`` (a FOV's images.zarr: a
+    ``Path``, or a ``UPath`` on an object store) and the FOV facts ``extra`` into the
+    root's ``pyama`` attribute; return the images described."""
     from .results_status import FOV_INFO_KEY
     from .store import LABELS_GROUP
 
-    images = Path(images)
     step = time_step(times_min)
     described = []
     for group in sorted(p for p in images.iterdir() if (p / "0" / "zarr.json").is_file()):

@@ -112,6 +112,7 @@ def test_run_to_s3_matches_local_disk_and_refuses_a_second_run(tmp_path, s3, mov
     second = pyama("run", str(config), env=_run_env())
     stdout, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
+    assert "warning" not in stderr, stderr  # e.g. the OME-NGFF metadata written to S3 as well
     assert second.returncode == 2
     assert f"output {url} is in use by pyama run on host" in _error_line(second)
     assert f"(pid {first.pid}, started" in second.stderr
@@ -133,6 +134,8 @@ def test_run_to_s3_matches_local_disk_and_refuses_a_second_run(tmp_path, s3, mov
     here = zarr.open_group(local_run / "fov_001/images.zarr", mode="r")
     for name in ("pc_ch_0/0", stack_key("seg_tracked_ch_0", 0), "fl_background_ch_1/0", "pc_ch_0/1"):
         assert (remote[name][:] == here[name][:]).all(), name
+    assert dict(remote.attrs) == dict(here.attrs) and "pyama" in remote.attrs  # FOV facts (ome stage)
+    assert dict(remote["pc_ch_0"].attrs) == dict(here["pc_ch_0"].attrs)  # NGFF multiscales
     remote_cells = zarr.open_group(FsspecStore.from_url(f"{url}/fov_001/cells.zarr", storage_options=options,
                                                         read_only=True), mode="r")
     here_cells = zarr.open_group(local_run / "fov_001/cells.zarr", mode="r")
@@ -294,7 +297,8 @@ def test_run_whose_lease_is_taken_over_stops_and_says_so(tmp_path, s3):
     over stops at the next frame boundary instead of writing on beside the new holder."""
     fs = s3.filesystem()
     prefix = f"{_bucket(s3)}/taken-over"
-    movie = write_ome_tiff(tmp_path / "movie.ome.tif", [small_scene(f, n_frames=30) for f in (0, 1)])
+    # 150 frames: the second FOV's copy must outlast a heartbeat (0.2 s) on a busy machine too
+    movie = write_ome_tiff(tmp_path / "movie.ome.tif", [small_scene(f, n_frames=150) for f in (0, 1)])
     config = _s3_config(tmp_path, movie, f"s3://{prefix}", s3.endpoint, copy_only=True)
     proc = subprocess.Popen([sys.executable, "-m", "pyama_framework", "run", str(config)],
                             env={**_run_env(), "PYAMA_LEASE_HEARTBEAT_S": "0.2", "PYAMA_LEASE_STALE_S": "1"},
