@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ._divisions import EXTENT, _inside, _mahalanobis2
+from ._divisions import EXTENT, _extent_reach, _inside, _mahalanobis2
 from .iou_hungarian import _kept_cells, _max_weight_matching
 
 # A track left unlinked takes a free cell inside its extent whose area is within this factor
@@ -65,9 +65,7 @@ def _extent_link(centre: np.ndarray, area: np.ndarray, cov: np.ndarray, cur_c: n
     ln EXTENT_LINK_RATIO)**2`` (both terms at most 1)."""
     if not centre.size or not cur_c.size:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    var_major = 0.5 * (cov[:, 0] + cov[:, 1]) + np.sqrt(
-        0.25 * (cov[:, 0] - cov[:, 1]) ** 2 + cov[:, 2] ** 2)
-    reach = EXTENT * np.sqrt(np.maximum(var_major, 0) + 0.25)
+    reach = _extent_reach(cov)[1]
     hits = cKDTree(cur_c).query_ball_point(centre, float(reach.max()))
     p = np.repeat(np.arange(centre.shape[0]), [len(h) for h in hits])
     if not p.size:
@@ -83,9 +81,7 @@ def _extent_link(centre: np.ndarray, area: np.ndarray, cov: np.ndarray, cur_c: n
 def _holder(centre: np.ndarray, cov: np.ndarray, points: np.ndarray) -> np.ndarray:
     """For each point, the nearest of the cells (``centre``, ``cov``) whose extent holds
     it (Mahalanobis distance <= EXTENT under its moments), -1 when none."""
-    var_major = 0.5 * (cov[:, 0] + cov[:, 1]) + np.sqrt(
-        0.25 * (cov[:, 0] - cov[:, 1]) ** 2 + cov[:, 2] ** 2)
-    reach = float((EXTENT * np.sqrt(np.maximum(var_major, 0) + 0.25)).max())
+    reach = float(_extent_reach(cov)[1].max())
     out = np.full(points.shape[0], -1, dtype=np.int64)
     for i, near in enumerate(cKDTree(centre).query_ball_point(points, reach)):
         if near:

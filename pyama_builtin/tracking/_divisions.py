@@ -101,9 +101,7 @@ def find_divisions(mother_centre: np.ndarray, mother_area: np.ndarray, mother_co
     if not open_.any():
         return []
     free = np.flatnonzero(open_ | (owner >= 0))
-    var_major = 0.5 * (mother_cov[:, 0] + mother_cov[:, 1]) + np.sqrt(
-        0.25 * (mother_cov[:, 0] - mother_cov[:, 1]) ** 2 + mother_cov[:, 2] ** 2)
-    reach = EXTENT * np.sqrt(np.maximum(var_major, 0) + 0.25)
+    var_major, reach = _extent_reach(mother_cov)
     hits = cKDTree(mother_centre).query_ball_point(centre[free], float(reach.max()))
     m = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits])
     f = np.repeat(free, [len(h) for h in hits])
@@ -168,6 +166,15 @@ def _halves_misfit(halves: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.n
     one = np.sum((a - e1) ** 2) + np.sum((b - e2) ** 2)
     other = np.sum((a - e2) ** 2) + np.sum((b - e1) ** 2)
     return float(min(one, other))
+
+
+def _extent_reach(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell of moments ``cov[i]`` (var_y, var_x, cov_yx): the larger eigenvalue (variance
+    along the long axis) and how far its extent (EXTENT Mahalanobis units, regularised as
+    in :func:`_mahalanobis2`) reaches along that axis, in px."""
+    var_major = 0.5 * (cov[:, 0] + cov[:, 1]) + np.sqrt(
+        0.25 * (cov[:, 0] - cov[:, 1]) ** 2 + cov[:, 2] ** 2)
+    return var_major, EXTENT * np.sqrt(np.maximum(var_major, 0) + 0.25)
 
 
 def _inside(offset: np.ndarray, cov: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from ._cells import _Frame, _measure_pixels
-from ._divisions import AREA_SUM_RANGE, EXTENT, _inside
+from ._divisions import AREA_SUM_RANGE, _extent_reach, _inside
 
 __all__ = ["find_merges", "necked", "split_pixels"]
 
@@ -80,9 +80,7 @@ def find_merges(track_centre: np.ndarray, track_area: np.ndarray, established: n
     lost = np.flatnonzero((linked_to < 0) & eligible)
     if lost.size == 0 or area.size == 0:
         return []
-    var_major = 0.5 * (cov[:, 0] + cov[:, 1]) + np.sqrt(
-        0.25 * (cov[:, 0] - cov[:, 1]) ** 2 + cov[:, 2] ** 2)
-    reach = float((EXTENT * np.sqrt(np.maximum(var_major, 0) + 0.25)).max())
+    reach = float(_extent_reach(cov)[1].max())
     hits = cKDTree(centre).query_ball_point(track_centre[lost], reach)
     owner_of = {}  # cell -> tracks linked to it
     for track, cell in enumerate(linked_to.tolist()):
