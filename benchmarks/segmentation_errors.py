@@ -23,6 +23,8 @@ In-process (no ``pyama run``): ``segment_logstd`` per frame, then a tracker, the
 
 Cases: bsubtilis, psc, c2c12 (real), small0..N (small_colony_scene), colony11 (colony_scene),
 synthetic1 (own generator, 1024², 3 frames), rodsim1 (independent renderer, 1024², 3 frames).
+The rendered rods and colonies take ``@g10`` (10x the light) or ``@z2.5`` (2.5x the
+magnification): ``--cases small0@g10,small0@z2.5``.
 Splits of the colony's constricted rods are counted apart ("pinched"): its truth calls a rod
 pinched in the frame before its division one cell.
 """
@@ -45,7 +47,23 @@ from pyama_framework.evaluation import load_truth, score, write_ctc_truth
 
 def load_case(name: str):
     """(images, truth labels (track IDs or per-frame numbers), parents or None, the IDs of the
-    constricted (pinched, one cell in the truth) rods per frame or None)."""
+    constricted (pinched, one cell in the truth) rods per frame or None).
+
+    Rendered cases take a suffix: ``@g10`` renders the phase image with 10x the light
+    (sqrt(10)x the signal-to-noise ratio), ``@z2.5`` at 2.5x the magnification
+    (:func:`~pyama_framework.testing.rodsim.magnified`)."""
+    name, _, look = name.partition("@")
+    gain = float(look[1:]) if look.startswith("g") else 1.0
+    zoom = float(look[1:]) if look.startswith("z") else 1.0
+    if look and not look.startswith(("g", "z")):
+        raise KeyError(f"unknown suffix @{look}; use @g<light factor> or @z<magnification>")
+    from pyama_framework.testing.rodsim import PHASE_LEVEL, magnified
+    look_options = dict(phase_level=PHASE_LEVEL * gain, noise=zoom == 1.0)
+
+    def rendered(scene):
+        if zoom == 1.0:
+            return [(f.phase, f.labels) for f in scene.frames()]
+        return [magnified(scene, t, zoom) for t in range(scene.n_frames)]
     if name == "bsubtilis" or name in ("psc", "c2c12"):
         from pyama_framework.testing import datasets
         movie = datasets.load_movie(name)
@@ -56,10 +74,10 @@ def load_case(name: str):
     if name.startswith("small") or name.startswith("colony"):
         from pyama_framework.testing.colony import colony_scene, small_colony_scene
         seed = int(name.lstrip("smalcony"))
-        scene = small_colony_scene(seed) if name.startswith("small") else colony_scene(seed)
-        frames = list(scene.frames())
+        scene = (small_colony_scene if name.startswith("small") else colony_scene)(seed, **look_options)
+        frames = rendered(scene)
         pinched = [set(np.asarray(scene._ids[t])[scene._constricted[t]].tolist()) for t in range(len(frames))]
-        return (np.stack([f.phase for f in frames]), np.stack([f.labels for f in frames]), scene.parents, pinched)
+        return (np.stack([f[0] for f in frames]), np.stack([f[1] for f in frames]), scene.parents, pinched)
     if name.startswith("synthetic"):
         from pyama_framework.testing.synthetic import REALISTIC_OPTICS, SyntheticScene
         scene = SyntheticScene(1024, 1024, n_frames=3, n_cells=150, seed=int(name[9:] or 1), n_debris=30,
@@ -68,9 +86,9 @@ def load_case(name: str):
         return np.stack([f.phase for f in frames]), np.stack([f.labels for f in frames]), None, None
     if name.startswith("rodsim"):
         from pyama_framework.testing.rodsim import RodScene
-        scene = RodScene(1024, 1024, n_frames=3, n_cells=150, seed=int(name[6:] or 11))
-        frames = [scene.frame(t) for t in range(scene.n_frames)]
-        return np.stack([f.phase for f in frames]), np.stack([f.labels for f in frames]), None, None
+        scene = RodScene(1024, 1024, n_frames=3, n_cells=150, seed=int(name[6:] or 11), **look_options)
+        frames = rendered(scene)
+        return np.stack([f[0] for f in frames]), np.stack([f[1] for f in frames]), None, None
     raise KeyError(name)
 
 

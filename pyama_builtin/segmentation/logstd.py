@@ -13,8 +13,10 @@ per frame:
    only once the mask is closed by ``disk(outline_gap)`` (interiors behind gaps in an
    outline) kept out of the background estimate, and filled in step 4 when their mean
    contrast is that of a cell;
-4. polarity (cells brighter or darker than the background) from the mask's interior
-   against its rim; cell bodies: pixels deviating from the local background in the cells'
+4. polarity (cells brighter or darker than the background) from the interior of the mask
+   of strong edges (above ``STRONG_EDGE_FRACTION`` x the edges' 90th-percentile local
+   std, when that is stricter than step 2: it does not widen with the signal-to-noise
+   ratio) against its rim; cell bodies: pixels deviating from the local background in the cells'
    direction by more than ``body_contrast`` x the background noise: the halo, on the other
    side of the background, is dropped; with ``body="tophat"`` (and ``"auto"`` for bright
    cells) they must also stand out of a cell-scale top-hat on that side (drops the glow of
@@ -52,7 +54,7 @@ from .objects import (estimate_cell_width, grow_into, object_slices, reject_obje
                       split_touching)
 from .specks import aspect_ratios, reject_specks
 from .polarity import BACKGROUND_BLOCK, background_level, cell_polarity, deviation_at, signed_deviation
-from .variance import local_variance, logstd_threshold, sample
+from .variance import local_variance, logstd_threshold, sample, strong_edge_variance
 
 __all__ = ["segment_logstd", "local_variance", "logstd_threshold"]
 
@@ -210,7 +212,11 @@ def segment_logstd(
     if threshold is None:
         return np.zeros(image.shape, dtype=np.int32)
     # log-STD > t  <=>  variance > exp(2 t): no full-frame logarithm needed.
-    mask = variance > max(np.exp(2.0 * threshold), min_std * min_std)
+    floor = max(np.exp(2.0 * threshold), min_std * min_std)
+    mask = variance > floor
+    strong = None
+    if polarity == "auto":
+        strong = _strong_edges(variance, floor, footprint_radius, iterations)
     del variance
     mask = closing(mask, footprint_radius, iterations)
 
@@ -238,7 +244,7 @@ def segment_logstd(
     # bridged interiors, top-hat body) and at the pixels that need it (body test, contrast,
     # edge growth): no full-frame float32 copy of the frame (~10 ms at 2048 x 2048).
     half = signed_deviation(image[::2, ::2], levels, BACKGROUND_BLOCK // 2)
-    sign = cell_polarity(half, coarse, noise, polarity, halo_depth=2)
+    sign = cell_polarity(half, coarse if strong is None else strong, noise, polarity, halo_depth=2)
 
     def deviation(at: np.ndarray) -> np.ndarray:
         """Deviation in the cells' direction (both directions with ``sign`` 0) at ``at``."""
@@ -303,6 +309,19 @@ def segment_logstd(
     if clump_h > 0 and sign < 0:  # dark cells: bright halo lines between them (round 10)
         out = split_clumps(out, image, sign, noise, clump_h)
     return out
+
+
+def _strong_edges(variance: np.ndarray, floor: float, footprint_radius: int,
+                  iterations: int) -> np.ndarray | None:
+    """The filled mask of strong edges on the 2x-shrunk grid, where the polarity is read, or
+    None when it would be the log-STD mask itself (round 12): at a high signal-to-noise
+    ratio the log-STD mask also takes the wide bright halo around a colony, which then
+    outweighs the dark bodies in the mask's interior and the frame read as bright cells."""
+    strong = strong_edge_variance(sample(variance), floor)
+    if strong is None:
+        return None
+    edges = fill_holes(or_pool(closing(variance > strong, footprint_radius, iterations)))
+    return edges if edges.any() else None
 
 
 def _given_width(cell_diameter: float, cell_diameter_um: float | None,

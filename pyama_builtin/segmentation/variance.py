@@ -10,12 +10,16 @@ from scipy import ndimage as ndi
 
 from ..cvops import box_sum, clip_negative
 
-__all__ = ["local_variance", "logstd_threshold", "sample"]
+__all__ = ["local_variance", "logstd_threshold", "sample", "strong_edge_variance"]
 
 # Threshold statistics are computed on at most this many pixels (a regular subsample of
 # larger frames): the histogram of a 2048 x 2048 frame is dominated by millions of
 # background pixels and a 1-in-16 sample gives the same threshold to a fraction of a bin.
 _THRESHOLD_SAMPLE = 1 << 18
+# Share of the 90th-percentile edge standard deviation that makes a strong edge (the mask
+# the polarity is read on). Any value from 0.2 to 0.5 read every frame of the real and
+# rendered movies the same way (docs/algorithms.md, round 12).
+STRONG_EDGE_FRACTION = 0.25
 
 
 def local_variance(image: np.ndarray, size: int = 3) -> np.ndarray:
@@ -129,3 +133,34 @@ def logstd_threshold(
             i += 1
         return float(edges[i + 1])
     raise ValueError(f"unknown threshold method {method!r}; use 'mode_sigma' or 'valley'")
+
+
+def strong_edge_variance(variance: np.ndarray, threshold_variance: float,
+                         edge_fraction: float = STRONG_EDGE_FRACTION) -> float | None:
+    """The variance above which a pixel is a strong edge, or None when that is no stricter
+    than ``threshold_variance``.
+
+    The log-STD threshold is relative to the pixel noise. At a high signal-to-noise ratio
+    (bright illumination, long exposures, averaged frames) it also takes the weak slopes of
+    the wide phase halo around cells and colonies; a threshold relative to the cells' own
+    edges does not move with the noise. This one is ``edge_fraction`` x the 90th percentile
+    of the local standard deviation of the pixels above the threshold.
+
+    Parameters
+    ----------
+    variance : ndarray
+        Local variances (a :func:`sample` of them is enough).
+    threshold_variance : float
+        The variance threshold of the frame (the log-STD threshold, squared and exponentiated).
+    edge_fraction : float
+        Share of the 90th-percentile edge standard deviation.
+
+    Returns
+    -------
+    float or None
+    """
+    above = variance[variance > threshold_variance]
+    if above.size == 0:
+        return None
+    strong = (edge_fraction * np.sqrt(float(np.percentile(above, 90)))) ** 2
+    return strong if strong > threshold_variance else None

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .colony_mechanics import axis, relax
-from .rodsim import RodRenderer
+from .rodsim import PHASE_LEVEL, RodRenderer, _positive_level
 
 __all__ = ["ColonyScene", "colony_scene", "small_colony_scene"]
 
@@ -84,7 +84,7 @@ class ColonyScene(RodRenderer):
         the smaller side.
     contact_gap : float
         Distance the mechanics keep between touching rods (px).
-    edge_width, psf_sigma, n_debris, drift_step, noise
+    edge_width, psf_sigma, n_debris, drift_step, noise, phase_level
         As in :class:`.rodsim.RodScene` (``n_debris`` default: 10 + area / 50 000 px²).
 
     Attributes
@@ -106,7 +106,7 @@ class ColonyScene(RodRenderer):
                  birth_length: tuple[float, float] = (22.0, 28.0), radius: tuple[float, float] = (3.5, 4.5),
                  founder_spread: float | None = None, contact_gap: float = 0.5, edge_width: float = 2.0,
                  psf_sigma: float = 1.5, n_debris: int | None = None, drift_step: float = 1.5,
-                 noise: bool = True) -> None:
+                 noise: bool = True, phase_level: float = PHASE_LEVEL) -> None:
         if n_founders < 1 or n_frames < 1 or min(height, width) < 64:
             raise ValueError("ColonyScene needs n_founders >= 1, n_frames >= 1 and a frame of at least 64 x 64")
         if doubling <= 1 or not 0 <= doubling_jitter < 1 or contact_gap < 0.3:
@@ -115,6 +115,7 @@ class ColonyScene(RodRenderer):
             raise ValueError("ColonyScene needs 0 < radius lo <= hi and 4 * radius hi <= birth_length lo <= hi")
         self.height, self.width, self.n_frames = int(height), int(width), int(n_frames)
         self.seed, self.edge_width, self.psf_sigma, self.noise = int(seed), float(edge_width), float(psf_sigma), noise
+        self.phase_level = _positive_level(phase_level)
         self.doubling, self.doubling_jitter, self.contact_gap = float(doubling), float(doubling_jitter), float(contact_gap)
         rng = np.random.default_rng([self.seed, _SIMULATION_STREAM])
         spread = min(height, width) / 6 if founder_spread is None else float(founder_spread)

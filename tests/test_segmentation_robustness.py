@@ -1,0 +1,62 @@
+"""``logstd`` holds when the light or the magnification changes (rendered colonies).
+
+The defaults were chosen at one exposure and one cell width in px. A lab's movie can have
+several times the light (a long exposure, a bright lamp) or cells twice as wide (a 100x
+objective, small camera pixels); the independent renderer draws both (``phase_level``,
+:func:`~pyama_framework.testing.rodsim.magnified`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyama_builtin.segmentation.logstd import segment_logstd
+from pyama_builtin.segmentation.variance import strong_edge_variance
+from pyama_framework.testing.colony import small_colony_scene
+from pyama_framework.testing.rodsim import PHASE_LEVEL, magnified
+
+
+def matched_share(truth: np.ndarray, found: np.ndarray) -> float:
+    """Share of true cells matched by a found object at IoU >= 0.5."""
+    t, f = truth.ravel().astype(np.int64), found.ravel().astype(np.int64)
+    both = (t > 0) & (f > 0)
+    pairs, inter = np.unique(t[both] * (1 << 32) + f[both], return_counts=True)
+    ta = np.bincount(t, minlength=t.max() + 1)
+    fa = np.bincount(f, minlength=f.max() + 1)
+    a, b = np.divmod(pairs, 1 << 32)
+    iou = inter / (ta[a] + fa[b] - inter)
+    return len(np.unique(a[iou >= 0.5])) / (len(np.unique(t)) - 1)
+
+
+@pytest.mark.parametrize("t", [5, 10, 14])
+def test_ten_times_the_light_still_reads_dark_cells(t):
+    # At 10x the light the log-STD mask also takes the colony's wide halo; the polarity
+    # read on it said "bright" and every cell was lost (0 objects in frame 10 before).
+    bright = small_colony_scene(0, phase_level=10 * PHASE_LEVEL).frame(t)
+    normal = small_colony_scene(0).frame(t)
+    share = matched_share(bright.labels, segment_logstd(bright.phase))
+    assert share >= 0.8
+    assert share >= matched_share(normal.labels, segment_logstd(normal.phase)) - 0.1
+
+
+def test_strong_edges_only_when_stricter():
+    rng = np.random.default_rng(0)
+    variance = rng.uniform(0, 1, 10_000)
+    variance[:500] = 400.0  # edges: std 20
+    strong = strong_edge_variance(variance, threshold_variance=1.0, edge_fraction=0.25)
+    assert strong == pytest.approx((0.25 * 20) ** 2)
+    assert strong_edge_variance(variance, threshold_variance=100.0, edge_fraction=0.25) is None
+    assert strong_edge_variance(variance, threshold_variance=1e6) is None
+
+
+def test_magnified_scene_scales_the_truth():
+    scene = small_colony_scene(1, n_frames=3, noise=False)
+    phase, labels = magnified(scene, 2, 2.0)
+    frame = scene.frame(2)
+    assert phase.shape == labels.shape == (512, 512)
+    assert set(np.unique(labels)) == set(np.unique(frame.labels))
+    ratio = np.bincount(labels.ravel())[1:].sum() / np.bincount(frame.labels.ravel())[1:].sum()
+    assert ratio == pytest.approx(4.0, rel=0.05)
+    with pytest.raises(ValueError, match="noise=False"):
+        magnified(small_colony_scene(1, n_frames=3), 0, 2.0)
