@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pyama_builtin.segmentation.logstd import segment_logstd
+from pyama_builtin.segmentation.rescale import enlarge_labels, shrink
 from pyama_builtin.segmentation.variance import strong_edge_variance
 from pyama_framework.testing.colony import small_colony_scene
 from pyama_framework.testing.rodsim import PHASE_LEVEL, magnified
@@ -60,3 +61,50 @@ def test_magnified_scene_scales_the_truth():
     assert ratio == pytest.approx(4.0, rel=0.05)
     with pytest.raises(ValueError, match="noise=False"):
         magnified(small_colony_scene(1, n_frames=3), 0, 2.0)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_cells_at_two_and_a_half_times_the_magnification(seed):
+    # Rods ~20 px wide: their flat interiors lose the 3-px log-STD signal, so cells were
+    # missed or cut (seed 0, frame 4: none matched); shrinking the frame until its cells are
+    # 10 px wide (max_width) finds them. Frames differ, so the mean of four is asserted.
+    scene = small_colony_scene(seed, noise=False)
+    shrunk, full = [], []
+    for t in (4, 8, 12, 14):
+        phase, truth = magnified(scene, t, 2.5)
+        shrunk.append(matched_share(truth, segment_logstd(phase)))
+        full.append(matched_share(truth, segment_logstd(phase, max_width=0)))
+    assert np.mean(shrunk) >= 0.85
+    assert np.mean(shrunk) >= np.mean(full) + 0.1
+
+
+def test_given_width_shrinks_without_estimating():
+    scene = small_colony_scene(2, noise=False)
+    phase, truth = magnified(scene, 8, 3.0)  # ~24 px wide: too wide to estimate from the frame
+    assert matched_share(truth, segment_logstd(phase, cell_diameter=24)) >= 0.7
+
+
+def test_enlarged_labels_keep_cells_and_numbering():
+    small = np.zeros((40, 40), np.int32)
+    small[5:15, 5:12] = 1
+    small[5:15, 12:20] = 2  # touching
+    small[25:35, 5:10] = 3
+    small[30, 30] = 4  # a single shrunk pixel survives
+    big = enlarge_labels(small, (100, 100))
+    assert big.shape == (100, 100) and big.dtype == np.int32
+    assert set(np.unique(big)) == {0, 1, 2, 3, 4}
+    for label, (y, x) in zip((1, 2, 3, 4), ((25, 20), (25, 40), (75, 18), (76, 76))):
+        assert big[y, x] == label
+    area = np.bincount(big.ravel())[1:]
+    assert area[:3] == pytest.approx(np.array([70, 80, 50]) * 6.25, rel=0.2)
+    assert 1 <= area[3] <= 4 * 6.25
+    assert shrink(np.ones((100, 60), np.uint16), 2.5).shape == (40, 24)
+
+
+def test_small_frames_are_not_shrunk_below_the_statistics_minimum():
+    from pyama_builtin.segmentation.logstd import _shrinks
+
+    assert _shrinks(20.0, 14.0, (512, 512))
+    assert not _shrinks(13.0, 14.0, (512, 512))  # not wide enough
+    assert not _shrinks(20.0, 14.0, (96, 96))  # would be 48 px a side
+    assert not _shrinks(20.0, 0.0, (512, 512))  # off

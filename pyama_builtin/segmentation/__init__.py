@@ -180,6 +180,14 @@ class LogStdParams(CellObjectParams):
                     "(0 = off). See docs/algorithms.md, round 10.",
     )
 
+    max_width: float = Field(
+        14.0, ge=0.0, le=1000.0,
+        description="Frames whose cells are wider than this (px; cell_diameter or the "
+                    "estimate) are shrunk until they are 10 px wide, segmented there and the "
+                    "labels enlarged back: the steps' sizes in px suit cells ~8-10 px wide "
+                    "(0 = off). See docs/algorithms.md, round 13.",
+    )
+
     @field_validator("window_size")
     @classmethod
     def _odd(cls, value: int) -> int:

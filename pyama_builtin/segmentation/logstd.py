@@ -4,6 +4,8 @@ Cells are textured and outlined by sharp edges while the background is smooth, s
 logarithm of the local standard deviation separates them with one global threshold. Pipeline
 per frame:
 
+0. frames of cells wider than ``max_width`` (given, or estimated after step 5) are shrunk
+   until they are ``SHRUNK_WIDTH`` px wide and segmented there (:mod:`.rescale`);
 1. local variance over a ``window_size`` square (float32 window sums);
 2. threshold of the log-STD histogram: ``"mode_sigma"`` (pyama: fullest bin + n_sigma x the
    standard deviation of the values at or below it) or ``"valley"``, never below a local
@@ -53,6 +55,7 @@ from .morphology import closing, fill_holes, label_by_size, opening
 from .objects import (estimate_cell_width, grow_into, object_slices, reject_objects, renumber,
                       split_touching)
 from .specks import aspect_ratios, reject_specks
+from .rescale import MIN_SHRUNK_SIDE, SHRUNK_WIDTH, enlarge_labels, shrink
 from .polarity import BACKGROUND_BLOCK, background_level, cell_polarity, deviation_at, signed_deviation
 from .variance import local_variance, logstd_threshold, sample, strong_edge_variance
 
@@ -89,6 +92,7 @@ def segment_logstd(
     outline_gap: int = 4,
     faint_contrast: float = 0.6,
     clump_h: float = 3.0,
+    max_width: float = 14.0,
     pixel_size_um: float | None = None,
 ) -> np.ndarray:
     """Segment cells in a phase-contrast or bright-field frame.
@@ -185,6 +189,11 @@ def segment_logstd(
         :func:`~pyama_builtin.segmentation.clumps.split_clumps`). 0 = off. Only for dark
         cells (phase contrast, where the lines are the bright halo): with bright cells it cut
         stem cells from their glow (PSC, docs/algorithms.md round 10).
+    max_width : float, optional
+        Frames whose cells are wider (px; ``cell_diameter`` or the estimate) are shrunk until
+        they are ``SHRUNK_WIDTH`` (10) px wide, segmented there, and the labels enlarged back
+        (step 0; the steps' sizes in px suit cells ~8-10 px wide). A shrink by less than
+        ~1.4x changed little and costs a second pass, hence 14. 0 = off.
     pixel_size_um : float or None, optional
         Pixel size of the frame in micrometres (passed by the segment stage from the file's
         metadata; None when unknown). Used only to convert ``cell_diameter_um``.
@@ -199,6 +208,7 @@ def segment_logstd(
     ValueError
         ``cell_diameter_um`` set without a pixel size, or together with ``cell_diameter``.
     """
+    arguments = dict(locals())  # every parameter, for a run on the shrunk frame (step 0)
     image = np.asarray(image)
     if image.ndim != 2:
         raise ValueError(f"expected a 2-D image, got shape {image.shape}")
@@ -206,6 +216,8 @@ def segment_logstd(
         raise ValueError(f"window_size must be a positive odd integer, got {window_size}")
 
     width = _given_width(cell_diameter, cell_diameter_um, pixel_size_um)
+    if width is not None and _shrinks(width, max_width, image.shape):
+        return _segment_shrunk(arguments, width)
 
     variance = local_variance(image, window_size)
     threshold = logstd_threshold(sample(variance), threshold_method, n_sigma, bins)
@@ -279,6 +291,8 @@ def segment_logstd(
     slices = object_slices(pixels, ids, n, labels.shape[1])
     if width is None:
         width = estimate_cell_width(labels, slices, area[1:])
+        if _shrinks(width, max_width, image.shape):
+            return _segment_shrunk(arguments, width)
     keep = reject_objects(labels, mask, area, contrast, width, min_area_fraction,
                           min_thickness, min_contrast)
     if speck_area_fraction > 0:
@@ -309,6 +323,29 @@ def segment_logstd(
     if clump_h > 0 and sign < 0:  # dark cells: bright halo lines between them (round 10)
         out = split_clumps(out, image, sign, noise, clump_h)
     return out
+
+
+def _shrinks(width: float, max_width: float, shape: tuple[int, int]) -> bool:
+    """Whether step 0 shrinks the frame: its cells are wider than ``max_width`` and the shrunk
+    frame keeps ``MIN_SHRUNK_SIDE`` px a side (the log-STD histogram needs its background
+    pixels: on a 36-px frame two drawn squares' identical edges outnumbered them)."""
+    if not max_width or width <= max_width:
+        return False
+    return min(shape) * min(SHRUNK_WIDTH, max_width) / width >= MIN_SHRUNK_SIDE
+
+
+def _segment_shrunk(arguments: dict, width: float) -> np.ndarray:
+    """Step 0: segment the frame shrunk until its cells (``width`` px) are ``SHRUNK_WIDTH`` px
+    wide (at most ``max_width``) and enlarge the labels back; absolute sizes shrink with the
+    area."""
+    image = np.asarray(arguments["image"])
+    target = min(SHRUNK_WIDTH, arguments["max_width"])
+    factor = width / target
+    inner = dict(arguments, image=shrink(image, factor), max_width=0.0, cell_diameter_um=0.0,
+                 cell_diameter=target, pixel_size_um=None,
+                 min_size=max(1, round(arguments["min_size"] / factor**2)),
+                 max_size=max(1, round(arguments["max_size"] / factor**2)))
+    return enlarge_labels(segment_logstd(**inner), image.shape)
 
 
 def _strong_edges(variance: np.ndarray, floor: float, footprint_radius: int,
