@@ -249,6 +249,10 @@ def run(name: str, params: dict, tracker: dict) -> dict:
                 div=s["divisions"], seg_cpu_s=seg_s, **total)
 
 
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"  # None: no cell matched
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="bsubtilis,small0,small1,small2")
@@ -266,7 +270,7 @@ def main() -> None:
         print(f"{case:10s} SEG {r['SEG']:.3f} TRA {r['TRA']:.3f} J {r['jaccard']:.3f} w20 {r['within20']:.2f} "
               f"links {r['links']:.3f} idsw {r['idsw']} | truth {r['truth']} found {r['found']} missed "
               f"{r['missed']} false {r['false']} merges {r['merges']}({r['merged_cells']}) splits "
-              f"{r['split_cells']}({r['split_pieces']},pinched {r['split_pinched']}) bnd {r['boundary_median']:+.2f} "
+              f"{r['split_cells']}({r['split_pieces']},pinched {r['split_pinched']}) bnd {_signed(r['boundary_median'])} "
               f"div {r['div'].get('tp')}/{r['div'].get('fp')}/{r['div'].get('fn')}\n    SEG loss {r['seg_loss']}\n    lost {r['lost_links']}"
               f"\n    switches {r['switches']}", flush=True)
     print("mean SEG", round(float(np.mean([r["SEG"] for r in rows])), 4), "TRA",

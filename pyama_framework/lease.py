@@ -221,7 +221,18 @@ def _read_object(fs: Any, path: str) -> dict[str, Any] | None:
 
 
 def _write_object(fs: Any, path: str, holder: dict[str, Any]) -> None:
-    fs.pipe_file(path, json.dumps(holder).encode())
+    data = json.dumps(holder).encode()
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    if "file" in protocols or "local" in protocols:
+        # A local file is truncated, then written: two runs writing at once could leave one's
+        # bytes over the other's tail, which no run reads as its own (a race with no winner).
+        # A complete copy renamed into place is atomic, as an object store's PUT is.
+        partial = f"{path}.{holder['token']}.partial"
+        with open(partial, "wb") as file:
+            file.write(data)
+        os.replace(partial, path)
+    else:
+        fs.pipe_file(path, data)
 
 
 def _fresh(holder: dict[str, Any], stale_s: float) -> bool:
