@@ -357,7 +357,7 @@ def _strong_edges(variance: np.ndarray, floor: float, footprint_radius: int,
     strong = strong_edge_variance(sample(variance), floor)
     if strong is None:
         return None
-    edges = fill_holes(or_pool(closing(variance > strong, footprint_radius, iterations)))
+    edges = fill_holes(closing(or_pool(variance > strong), footprint_radius, iterations))
     return edges if edges.any() else None
 
 
