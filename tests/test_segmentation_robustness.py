@@ -108,3 +108,22 @@ def test_small_frames_are_not_shrunk_below_the_statistics_minimum():
     assert not _shrinks(13.0, 14.0, (512, 512))  # not wide enough
     assert not _shrinks(20.0, 14.0, (96, 96))  # would be 48 px a side
     assert not _shrinks(20.0, 0.0, (512, 512))  # off
+
+
+def test_width_by_area_reads_few_wide_cells_among_many_fragments():
+    # A frame at 3x the magnification with four founders: two 24-px cells and many thin
+    # halo fragments. The median over objects reads the fragments; weighted by area, the cells.
+    from scipy import ndimage as ndi
+
+    from pyama_builtin.segmentation.objects import estimate_cell_width
+
+    yy, xx = np.mgrid[:200, :200]
+    labels = np.zeros((200, 200), np.int32)
+    labels[np.hypot(yy - 50, xx - 50) <= 12] = 1
+    labels[np.hypot(yy - 50, xx - 140) <= 12] = 2
+    for k in range(12):
+        labels[120 + 6 * (k // 6): 122 + 6 * (k // 6), 10 + 30 * (k % 6): 22 + 30 * (k % 6)] = k + 3
+    slices = ndi.find_objects(labels)
+    areas = np.bincount(labels.ravel())[1:]
+    assert estimate_cell_width(labels, slices, areas) <= 4
+    assert 22 <= estimate_cell_width(labels, slices, areas, by_area=True) <= 26

@@ -52,7 +52,7 @@ from .body import tophat_body
 from .clumps import split_clumps
 from .faint import add_faint_cells
 from .morphology import closing, fill_holes, label_by_size, opening
-from .objects import (estimate_cell_width, grow_into, object_slices, reject_objects, renumber,
+from .objects import (MIN_WIDTH, estimate_cell_width, grow_into, object_slices, reject_objects, renumber,
                       split_touching)
 from .specks import aspect_ratios, reject_specks
 from .rescale import MIN_SHRUNK_SIDE, SHRUNK_WIDTH, enlarge_labels, shrink
@@ -291,8 +291,13 @@ def segment_logstd(
     slices = object_slices(pixels, ids, n, labels.shape[1])
     if width is None:
         width = estimate_cell_width(labels, slices, area[1:])
-        if _shrinks(width, max_width, image.shape):
-            return _segment_shrunk(arguments, width)
+        wide = width
+        if width <= MIN_WIDTH and max_width:
+            # Only fragments measured: at a high magnification a frame of few cells has many
+            # more halo fragments than cells; weighted by area the cells count (round 13).
+            wide = estimate_cell_width(labels, slices, area[1:], by_area=True)
+        if _shrinks(wide, max_width, image.shape):
+            return _segment_shrunk(arguments, wide)
     keep = reject_objects(labels, mask, area, contrast, width, min_area_fraction,
                           min_thickness, min_contrast)
     if speck_area_fraction > 0:

@@ -15,13 +15,13 @@ from scipy import ndimage as ndi
 from ..cvops import reconstruct_by_dilation
 from .morphology import erode
 
-__all__ = ["estimate_cell_width", "reject_objects", "split_touching", "h_maxima", "grow_edges", "grow_into",
+__all__ = ["MIN_WIDTH", "estimate_cell_width", "reject_objects", "split_touching", "h_maxima", "grow_edges", "grow_into",
            "renumber", "object_slices"]
 
 # Objects measured to estimate the width: a spread sample is as good as all of them and
 # bounds the cost (one small distance transform each).
 _WIDTH_SAMPLE = 64
-_MIN_WIDTH = 3.0  # px; below this no cell can be told from noise
+MIN_WIDTH = _MIN_WIDTH = 3.0  # px; below this no cell can be told from noise
 
 
 def _inscribed_radius(obj: np.ndarray) -> float:
@@ -29,7 +29,8 @@ def _inscribed_radius(obj: np.ndarray) -> float:
     return float(ndi.distance_transform_edt(np.pad(obj, 1)).max())
 
 
-def estimate_cell_width(labels: np.ndarray, slices: list, areas: np.ndarray) -> float:
+def estimate_cell_width(labels: np.ndarray, slices: list, areas: np.ndarray,
+                        by_area: bool = False) -> float:
     """Typical cell width: twice the median inscribed-circle radius of the objects.
 
     The median over objects is robust to a minority of merged clusters (wider) and of
@@ -43,6 +44,9 @@ def estimate_cell_width(labels: np.ndarray, slices: list, areas: np.ndarray) -> 
         ``scipy.ndimage.find_objects(labels)``.
     areas : (N,) ndarray
         Pixel count of labels 1..N.
+    by_area : bool
+        The median weighted by the objects' areas: the few large cells of a frame at a high
+        magnification outweigh the many small halo fragments around them.
 
     Returns
     -------
@@ -54,7 +58,14 @@ def estimate_cell_width(labels: np.ndarray, slices: list, areas: np.ndarray) -> 
         return _MIN_WIDTH
     ordered = candidates[np.argsort(areas[candidates], kind="stable")]
     picked = ordered[:: max(1, ordered.size // _WIDTH_SAMPLE)]
-    return max(2.0 * float(np.median(_inscribed_radii(labels, slices, picked))), _MIN_WIDTH)
+    radii = _inscribed_radii(labels, slices, picked)
+    if by_area:
+        order = np.argsort(radii, kind="stable")
+        weight = np.cumsum(areas[picked][order])
+        radius = float(radii[order][np.searchsorted(weight, 0.5 * weight[-1])])
+    else:
+        radius = float(np.median(radii))
+    return max(2.0 * radius, _MIN_WIDTH)
 
 
 def _inscribed_radii(labels: np.ndarray, slices: list, picked: np.ndarray) -> np.ndarray:
