@@ -21,7 +21,7 @@ __all__ = ["MIN_WIDTH", "estimate_cell_width", "reject_objects", "split_touching
 # Objects measured to estimate the width: a spread sample is as good as all of them and
 # bounds the cost (one small distance transform each).
 _WIDTH_SAMPLE = 64
-MIN_WIDTH = _MIN_WIDTH = 3.0  # px; below this no cell can be told from noise
+MIN_WIDTH = 3.0  # px; below this no cell can be told from noise
 
 
 def _inscribed_radius(obj: np.ndarray) -> float:
@@ -55,7 +55,7 @@ def estimate_cell_width(labels: np.ndarray, slices: list, areas: np.ndarray,
     """
     candidates = np.flatnonzero(areas >= 20)
     if candidates.size == 0:
-        return _MIN_WIDTH
+        return MIN_WIDTH
     ordered = candidates[np.argsort(areas[candidates], kind="stable")]
     picked = ordered[:: max(1, ordered.size // _WIDTH_SAMPLE)]
     radii = _inscribed_radii(labels, slices, picked)
@@ -65,7 +65,7 @@ def estimate_cell_width(labels: np.ndarray, slices: list, areas: np.ndarray,
         radius = float(radii[order][np.searchsorted(weight, 0.5 * weight[-1])])
     else:
         radius = float(np.median(radii))
-    return max(2.0 * radius, _MIN_WIDTH)
+    return max(2.0 * radius, MIN_WIDTH)
 
 
 def _inscribed_radii(labels: np.ndarray, slices: list, picked: np.ndarray) -> np.ndarray:

@@ -53,10 +53,7 @@ def shrink(image: np.ndarray, factor: float) -> np.ndarray:
     h, w = image.shape
     extreme = np.flatnonzero((image == image.min()) | (image == image.max()))
     if extreme.size < image.size:
-        y, x = np.divmod(extreme, w)
-        padded = np.pad(image, 1, mode="edge")
-        around = np.stack([padded[y + dy, x + dx] for dy in range(3) for dx in range(3)])
-        image.reshape(-1)[extreme] = np.median(around, axis=0)
+        image.reshape(-1)[extreme] = np.median(np.stack(list(_around(image, extreme, 1))), axis=0)
     size = (max(1, round(w / factor)), max(1, round(h / factor)))  # OpenCV: (width, height)
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
@@ -89,12 +86,22 @@ def enlarge_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     gaps = np.flatnonzero(inside & (out == 0))
     if gaps.size:  # the largest label within reach of each gap pixel (a few % of the cells' rims)
         reach = int(np.ceil(max(h / small.shape[0], w / small.shape[1])))
-        y, x = np.divmod(gaps, w)
         best = np.zeros(gaps.size, dtype=np.int32)
-        for dy in range(-reach, reach + 1):
-            yy = np.clip(y + dy, 0, h - 1) * w
-            for dx in range(-reach, reach + 1):
-                np.maximum(best, out.reshape(-1)[yy + np.clip(x + dx, 0, w - 1)], out=best)
+        for values in _around(out, gaps, reach):
+            np.maximum(best, values, out=best)
         out.reshape(-1)[gaps] = best
     out[~inside] = 0
     return out
+
+
+def _around(image: np.ndarray, at: np.ndarray, radius: int):
+    """The values of the ``(2 radius + 1)``-square around the flat indices ``at`` of
+    ``image``, one offset at a time (coordinates clipped at the border, like edge padding):
+    a handful of pixels is read without a padded copy of the frame."""
+    h, w = image.shape
+    flat = image.reshape(-1)
+    y, x = np.divmod(at, w)
+    for dy in range(-radius, radius + 1):
+        rows = np.clip(y + dy, 0, h - 1) * w
+        for dx in range(-radius, radius + 1):
+            yield flat[rows + np.clip(x + dx, 0, w - 1)]
