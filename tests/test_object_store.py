@@ -297,13 +297,16 @@ def test_run_whose_lease_is_taken_over_stops_and_says_so(tmp_path, s3):
     over stops at the next frame boundary instead of writing on beside the new holder."""
     fs = s3.filesystem()
     prefix = f"{_bucket(s3)}/taken-over"
-    # 150 frames: the second FOV's copy must outlast a heartbeat (0.2 s) on a busy machine too
+    # The lease is taken over as soon as the first FOV's store exists (the run holds its lease
+    # by then): the run must notice within a heartbeat (0.2 s) while two 150-frame copies are
+    # left, not in the few frames of the second FOV alone (waiting for the first FOV's copy
+    # to end lost that race once in CI).
     movie = write_ome_tiff(tmp_path / "movie.ome.tif", [small_scene(f, n_frames=150) for f in (0, 1)])
     config = _s3_config(tmp_path, movie, f"s3://{prefix}", s3.endpoint, copy_only=True)
     proc = subprocess.Popen([sys.executable, "-m", "pyama_framework", "run", str(config)],
                             env={**_run_env(), "PYAMA_LEASE_HEARTBEAT_S": "0.2", "PYAMA_LEASE_STALE_S": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(fs, f"{prefix}/fov_000/.pyama/copy.json", proc)
+    _wait_for(fs, f"{prefix}/fov_000/images.zarr/zarr.json", proc)
     lease_key = f"{prefix}/.pyama-lease.json"
     other = {"host": "elsewhere", "pid": 4242, "started": "2026-12-02T00:00:00+00:00",
              "heartbeat": "2026-12-02T00:00:01+00:00", "heartbeat_epoch": time.time(), "token": "the-other-run"}
